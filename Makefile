@@ -1,0 +1,48 @@
+# Two entry points for a fresh machine (see README.md):
+#   make demo   sets everything up, then runs the main job (built-in synthetic task)
+#   make test   sets everything up, then runs the tests on TensorFlow, JAX and PyTorch
+#               and executes the tutorial notebooks at their smoke scale
+# plus `make docs` (mkdocs build --strict) and `make benchmark`.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BACKENDS ?= tensorflow jax torch
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-backends notebooks docs benchmark clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/ci-cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements/ci-cpu.txt \
+		-e ".[jax,torch,tensorflow,hub,experiments,docs,dev]" \
+		tensorflow-text tensorflow-datasets importlib_resources keras-nlp
+	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $(STAMP)
+
+demo: setup
+	KERAS_BACKEND=jax $(PY) -m keras_neural_attention.cli demo
+
+test: test-backends notebooks
+
+test-backends: setup
+	@set -e; for backend in $(BACKENDS); do \
+		echo "=== pytest, KERAS_BACKEND=$$backend ==="; \
+		KERAS_BACKEND=$$backend $(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); \
+	done
+
+notebooks: setup
+	KERAS_BACKEND=jax $(PY) -m keras_neural_attention.cli notebooks --scale smoke
+
+docs: setup
+	KERAS_BACKEND=jax $(VENV)/bin/mkdocs build --strict
+
+benchmark: setup
+	$(PY) benchmarks/attention_benchmark.py
+
+clean:
+	rm -rf $(VENV) site results

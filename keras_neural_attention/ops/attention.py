@@ -1,0 +1,253 @@
+"""Neural Attention end to end (scores, masked softmax, values), in blocks.
+
+`neural_attention` is the one function every layer calls. It resolves the
+implementation (`"auto"` picks the fastest correct path available on the
+current backend and device), splits the queries into blocks so that the
+`(batch, heads, block, S, hidden)` intermediates of the scoring network never
+exist for the whole sequence at once, and rematerializes each block during
+the backward pass so that training memory is bounded the same way.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_neural_attention.ops.scoring import IMPLEMENTATIONS
+from keras_neural_attention.ops.scoring import cast_scoring_weights
+from keras_neural_attention.ops.scoring import key_terms
+from keras_neural_attention.ops.scoring import pair_scores
+from keras_neural_attention.ops.scoring import query_terms
+from keras_neural_attention.ops.scoring import validate_implementation
+from keras_neural_attention.ops.softmax import masked_softmax
+
+ALL_IMPLEMENTATIONS = ("auto",) + IMPLEMENTATIONS
+
+# Largest number of float32 elements one block of the scoring network's
+# intermediates may hold when `query_chunk_size="auto"` (64 MiB each).
+AUTO_CHUNK_ELEMENTS = 2**24
+
+
+def resolve_implementation(implementation):
+    """Maps `"auto"` to a concrete implementation name.
+
+    Every named implementation computes the same function. `"factored"` is
+    never slower and never larger than `"reference"`, so `"auto"` picks it.
+    """
+    validate_implementation(implementation, ALL_IMPLEMENTATIONS)
+    if implementation == "auto":
+        return "factored"
+    return implementation
+
+
+def validate_query_chunk_size(query_chunk_size):
+    if query_chunk_size is None or query_chunk_size == "auto":
+        return
+    if (
+        isinstance(query_chunk_size, bool)
+        or not isinstance(query_chunk_size, int)
+        or query_chunk_size <= 0
+    ):
+        raise ValueError(
+            "Argument `query_chunk_size` must be a positive integer, "
+            "'auto' or None. "
+            f"Received: query_chunk_size={query_chunk_size!r}"
+        )
+
+
+def auto_query_chunk_size(batch, heads, key_length, widest_layer):
+    """Query rows per block so that one block holds at most
+    `AUTO_CHUNK_ELEMENTS` elements of the widest scoring-network layer.
+
+    Unknown (`None`) batch sizes count as 1.
+    """
+    per_row = (batch or 1) * heads * key_length * widest_layer
+    rows = max(1, AUTO_CHUNK_ELEMENTS // max(1, per_row))
+    if rows >= 8:
+        rows -= rows % 8
+    return rows
+
+
+def _widest_layer(weights, implementation):
+    widths = [int(k.shape[-1]) for k in weights.hidden_kernels]
+    if implementation == "reference":
+        widths.append(2 * weights.projection_dim)
+    return max(widths)
+
+
+def neural_attention(
+    query,
+    key,
+    value,
+    weights,
+    activation="relu",
+    attention_mask=None,
+    implementation="auto",
+    query_chunk_size="auto",
+    dropout=None,
+    return_attention_scores=False,
+):
+    """Multi-head Neural Attention on projected queries, keys and values.
+
+    Args:
+        query: `(batch, T, heads, key_dim)`.
+        key: `(batch, S, heads, key_dim)`.
+        value: `(batch, S, heads, value_dim)`.
+        weights: `ScoringWeights` of the scoring network.
+        activation: activation of the hidden layers (name or callable).
+        attention_mask: optional boolean `(batch or 1, T, S)`; `True` keeps a
+            pair. Rows with no kept pair output zeros.
+        implementation: `"auto"`, `"reference"` or `"factored"`.
+        query_chunk_size: number of query rows scored at once; `"auto"`
+            bounds each block to `AUTO_CHUNK_ELEMENTS` elements; `None`
+            scores all rows at once.
+        dropout: optional callable applied to the attention probabilities
+            (for example a `keras.layers.Dropout` in training mode).
+        return_attention_scores: also return the probabilities.
+
+    Returns:
+        `(output, probabilities)`: output `(batch, T, heads, value_dim)` in the
+        dtype of `value`; probabilities `(batch, heads, T, S)` in float32, or
+        `None` when not requested. Scores and softmax are computed in float32
+        whatever the input dtype.
+    """
+    implementation = resolve_implementation(implementation)
+    validate_query_chunk_size(query_chunk_size)
+    activation = keras.activations.get(activation)
+    weights = cast_scoring_weights(weights, "float32")
+    q_terms = query_terms(ops.cast(query, "float32"), weights, implementation)
+    k_terms = key_terms(ops.cast(key, "float32"), weights, implementation)
+    mask = None
+    if attention_mask is not None:
+        mask = ops.expand_dims(ops.cast(attention_mask, "bool"), 1)
+
+    def probabilities(q_block, k_block, mask_block, flat_weights):
+        block_weights = keras.tree.pack_sequence_as(weights, flat_weights)
+        scores = pair_scores(
+            q_block, k_block, block_weights, activation, implementation
+        )
+        return masked_softmax(scores, mask_block)
+
+    def attend(probs):
+        if dropout is not None:
+            probs = dropout(probs)
+        probs = ops.cast(probs, value.dtype)
+        return ops.einsum("bnts,bsnd->btnd", probs, value)
+
+    # The block function must see every tensor it differentiates as an
+    # argument (rematerialization replays it from its arguments alone).
+    flat_weights = keras.tree.flatten(weights)
+    fuse_values = dropout is None and not return_attention_scores
+
+    def block(q_block, k_block, value_block, mask_block, *flat_w):
+        probs = probabilities(q_block, k_block, mask_block, flat_w)
+        if not fuse_values:
+            return probs
+        probs = ops.cast(probs, value_block.dtype)
+        return ops.einsum("bnts,bsnd->btnd", probs, value_block)
+
+    query_length = q_terms.shape[2]
+    chunk = query_chunk_size
+    if chunk == "auto":
+        chunk = auto_query_chunk_size(
+            q_terms.shape[0],
+            int(q_terms.shape[1]),
+            k_terms.shape[2] or 1,
+            _widest_layer(weights, implementation),
+        )
+    if chunk is None or (query_length is not None and chunk >= query_length):
+        result = block(q_terms, k_terms, value, mask, *flat_weights)
+    elif query_length is None:
+        result = _map_blocks(block, q_terms, k_terms, value, mask, chunk,
+                             flat_weights, fuse_values)
+    else:
+        result = _loop_blocks(block, q_terms, k_terms, value, mask, chunk,
+                              flat_weights, fuse_values)
+    if fuse_values:
+        return result, None
+    output = attend(result)
+    return output, (result if return_attention_scores else None)
+
+
+def _mask_rows(mask, start, stop):
+    if mask.shape[2] == 1:
+        return mask
+    return mask[:, :, start:stop, :]
+
+
+def _loop_blocks(block, q_terms, k_terms, value, mask, chunk, flat_weights,
+                 fuse_values):
+    """Static query length: a Python loop over blocks, each rematerialized
+    (recomputed from its inputs in the backward pass)."""
+    if mask is None:
+        # TensorFlow's `recompute_grad` takes tensors only: leave `None` out.
+        def unmasked(q_block, k_block, value_block, *flat_w):
+            return block(q_block, k_block, value_block, None, *flat_w)
+
+        remat_block = keras.remat(unmasked)
+    else:
+        remat_block = keras.remat(block)
+    query_length = q_terms.shape[2]
+    pieces = []
+    for start in range(0, query_length, chunk):
+        stop = min(start + chunk, query_length)
+        args = [q_terms[:, :, start:stop, :], k_terms, value]
+        if mask is not None:
+            args.append(_mask_rows(mask, start, stop))
+        pieces.append(remat_block(*args, *flat_weights))
+    return ops.concatenate(pieces, axis=1 if fuse_values else 2)
+
+
+def _map_blocks(block, q_terms, k_terms, value, mask, chunk, flat_weights,
+                fuse_values):
+    """Dynamic query length (TensorFlow graphs traced with an unknown
+    sequence length): pad to whole blocks and `keras.ops.map` over them."""
+    shape = ops.shape(q_terms)
+    query_length = shape[2]
+    num_blocks = (query_length + chunk - 1) // chunk
+    padding = num_blocks * chunk - query_length
+    q_padded = ops.pad(q_terms, [[0, 0], [0, 0], [0, padding], [0, 0]])
+    q_blocks = ops.reshape(
+        q_padded, (shape[0], shape[1], num_blocks, chunk, shape[3])
+    )
+    q_blocks = ops.moveaxis(q_blocks, 2, 0)
+    if mask is not None and mask.shape[2] != 1:
+        mask = ops.broadcast_to(
+            mask, (ops.shape(mask)[0], 1, query_length, ops.shape(k_terms)[2])
+        )
+        mask_padded = ops.pad(mask, [[0, 0], [0, 0], [0, padding], [0, 0]])
+        mask_blocks = ops.moveaxis(
+            ops.reshape(
+                mask_padded,
+                (ops.shape(mask)[0], 1, num_blocks, chunk,
+                 ops.shape(mask)[3]),
+            ),
+            2,
+            0,
+        )
+        blocks = ops.map(
+            lambda xs: block(xs[0], k_terms, value, xs[1], *flat_weights),
+            (q_blocks, mask_blocks),
+        )
+    else:
+        blocks = ops.map(
+            lambda q_block: block(q_block, k_terms, value, mask,
+                                  *flat_weights),
+            q_blocks,
+        )
+    if fuse_values:
+        # (blocks, B, chunk, N, D) -> (B, blocks * chunk, N, D)
+        blocks = ops.moveaxis(blocks, 0, 1)
+        out_shape = ops.shape(blocks)
+        merged = ops.reshape(
+            blocks,
+            (out_shape[0], num_blocks * chunk, out_shape[3], out_shape[4]),
+        )
+        return merged[:, :query_length]
+    # (blocks, B, N, chunk, S) -> (B, N, blocks * chunk, S)
+    blocks = ops.moveaxis(blocks, 0, 2)
+    out_shape = ops.shape(blocks)
+    merged = ops.reshape(
+        blocks, (out_shape[0], out_shape[1], num_blocks * chunk, out_shape[4])
+    )
+    return merged[:, :, :query_length]

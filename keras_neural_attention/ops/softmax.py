@@ -1,0 +1,32 @@
+"""Masked softmax that never produces NaN."""
+
+from keras import ops
+
+
+def masked_softmax(scores, mask=None):
+    """Softmax over the last axis, in float32, with masked positions zeroed.
+
+    Masked positions get probability 0 and no gradient. A row in which every
+    position is masked gets all zeros (not NaN, and not the uniform
+    distribution that `keras.layers.Softmax` gives such rows).
+
+    Args:
+        scores: `(..., S)` tensor of raw scores.
+        mask: optional boolean tensor broadcastable to `scores`; `True` keeps
+            a position.
+
+    Returns:
+        float32 probabilities with the shape of `scores`.
+    """
+    scores = ops.cast(scores, "float32")
+    if mask is None:
+        return ops.softmax(scores, axis=-1)
+    mask = ops.cast(mask, "bool")
+    lowest = ops.convert_to_tensor(-3.4028234663852886e38, dtype="float32")
+    masked = ops.where(mask, scores, lowest)
+    row_max = ops.stop_gradient(ops.max(masked, axis=-1, keepdims=True))
+    exps = ops.exp(masked - row_max) * ops.cast(mask, "float32")
+    total = ops.sum(exps, axis=-1, keepdims=True)
+    # A row with at least one kept position has total >= 1 (its maximum
+    # contributes exp(0)); only fully masked rows have total == 0.
+    return exps / ops.where(total > 0, total, ops.ones_like(total))
