@@ -18,6 +18,7 @@ from keras_neural_attention.ops.scoring import cast_scoring_weights
 from keras_neural_attention.ops.scoring import key_terms
 from keras_neural_attention.ops.scoring import pair_scores
 from keras_neural_attention.ops.scoring import query_terms
+from keras_neural_attention.ops.scoring import scoring_dtype
 from keras_neural_attention.ops.scoring import validate_implementation
 from keras_neural_attention.ops.softmax import masked_softmax
 
@@ -109,14 +110,15 @@ def neural_attention(
         `(output, probabilities)`: output `(batch, T, heads, value_dim)` in the
         dtype of `value`; probabilities `(batch, heads, T, S)` in float32, or
         `None` when not requested. Scores and softmax are computed in float32
-        whatever the input dtype.
+        (float64 for float64 inputs) whatever the input dtype.
     """
     implementation = resolve_implementation(implementation)
     validate_query_chunk_size(query_chunk_size)
     activation = keras.activations.get(activation)
-    weights = cast_scoring_weights(weights, "float32")
-    q_terms = query_terms(ops.cast(query, "float32"), weights, implementation)
-    k_terms = key_terms(ops.cast(key, "float32"), weights, implementation)
+    dtype = scoring_dtype(query.dtype)
+    weights = cast_scoring_weights(weights, dtype)
+    q_terms = query_terms(ops.cast(query, dtype), weights, implementation)
+    k_terms = key_terms(ops.cast(key, dtype), weights, implementation)
     mask = None
     if attention_mask is not None:
         mask = ops.expand_dims(ops.cast(attention_mask, "bool"), 1)

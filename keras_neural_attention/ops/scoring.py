@@ -69,6 +69,14 @@ class ScoringWeights(NamedTuple):
         return int(self.query_kernel.shape[-1])
 
 
+def scoring_dtype(dtype):
+    """The dtype scores are computed in: float64 for float64 inputs,
+    float32 for every other dtype (float16 and bfloat16 included)."""
+    if keras.backend.standardize_dtype(dtype) == "float64":
+        return "float64"
+    return "float32"
+
+
 def cast_scoring_weights(weights, dtype="float32"):
     """Returns `weights` with every tensor cast to `dtype`."""
     return keras.tree.map_structure(lambda w: ops.cast(w, dtype), weights)
@@ -87,20 +95,20 @@ def _dense(x, kernel, bias, num_middle_axes):
     """Applies `x @ kernel + bias` on the last axis.
 
     `x` has shape `(batch, heads, *middle, in)` with `len(middle) ==
-    num_middle_axes`. A shared kernel `(in, out)` broadcasts; a per-head kernel
-    `(heads, in, out)` is reshaped to line up with the heads axis of `x`.
+    num_middle_axes`. A shared kernel `(in, out)` applies to every head; a
+    per-head kernel `(heads, in, out)` is contracted head by head. (`einsum`
+    rather than `matmul`: Keras' torch `matmul` computes float64 inputs in
+    float32.)
     """
     if len(kernel.shape) == 3:
-        heads = kernel.shape[0]
-        kernel = ops.reshape(
-            kernel,
-            (heads,) + (1,) * (num_middle_axes - 1) + tuple(kernel.shape[1:]),
-        )
+        y = ops.einsum("bn...i,nio->bn...o", x, kernel)
         if bias is not None:
             bias = ops.reshape(
-                bias, (heads,) + (1,) * num_middle_axes + (bias.shape[-1],)
+                bias, (bias.shape[0],) + (1,) * num_middle_axes
+                + (bias.shape[-1],)
             )
-    y = ops.matmul(x, kernel)
+    else:
+        y = ops.einsum("...i,io->...o", x, kernel)
     if bias is not None:
         y = y + bias
     return y
@@ -205,25 +213,29 @@ def neural_attention_scores(
             function.
 
     Returns:
-        `(batch, heads, T, S)` scores in the dtype of the inputs. They are
-        not scaled by `1/sqrt(key_dim)` (as in the released code).
+        `(batch, heads, T, S)` scores in float32 (float64 for float64
+        inputs). They are not scaled by `1/sqrt(key_dim)` (as in the
+        released code).
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_neural_attention.ops import ScoringWeights
-    >>> from keras_neural_attention.ops import neural_attention_scores
-    >>> rng = np.random.default_rng(0)
-    >>> w = ScoringWeights(
-    ...     rng.normal(size=(8, 2)), np.zeros(2), rng.normal(size=(8, 2)),
-    ...     np.zeros(2), (rng.normal(size=(4, 3)),), (np.zeros(3),),
-    ...     rng.normal(size=(3, 1)), np.zeros(1))
-    >>> q = rng.normal(size=(1, 5, 2, 8)); k = rng.normal(size=(1, 7, 2, 8))
-    >>> tuple(neural_attention_scores(q, k, w).shape)
-    (1, 2, 5, 7)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_neural_attention.ops import ScoringWeights
+        >>> from keras_neural_attention.ops import neural_attention_scores
+        >>> rng = np.random.default_rng(0)
+        >>> w = ScoringWeights(
+        ...     rng.normal(size=(8, 2)), np.zeros(2), rng.normal(size=(8, 2)),
+        ...     np.zeros(2), (rng.normal(size=(4, 3)),), (np.zeros(3),),
+        ...     rng.normal(size=(3, 1)), np.zeros(1))
+        >>> q = rng.normal(size=(1, 5, 2, 8)); k = rng.normal(size=(1, 7, 2, 8))
+        >>> tuple(neural_attention_scores(q, k, w).shape)
+        (1, 2, 5, 7)
     """
     validate_implementation(implementation)
     activation = keras.activations.get(activation)
+    dtype = scoring_dtype(ops.convert_to_tensor(query).dtype)
+    weights = cast_scoring_weights(weights, dtype)
+    query = ops.cast(query, dtype)
+    key = ops.cast(key, dtype)
     return pair_scores(
         query_terms(query, weights, implementation),
         key_terms(key, weights, implementation),

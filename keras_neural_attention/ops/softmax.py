@@ -2,9 +2,11 @@
 
 from keras import ops
 
+from keras_neural_attention.ops.scoring import scoring_dtype
+
 
 def masked_softmax(scores, mask=None):
-    """Softmax over the last axis, in float32, with masked positions zeroed.
+    """Softmax over the last axis with masked positions zeroed.
 
     Masked positions get probability 0 and no gradient. A row in which every
     position is masked gets all zeros (not NaN, and not the uniform
@@ -16,16 +18,18 @@ def masked_softmax(scores, mask=None):
             a position.
 
     Returns:
-        float32 probabilities with the shape of `scores`.
+        Probabilities with the shape of `scores`, in float32 (float64 for
+        float64 scores) whatever the dtype of `scores`.
     """
-    scores = ops.cast(scores, "float32")
+    dtype = scoring_dtype(scores.dtype)
+    scores = ops.cast(scores, dtype)
     if mask is None:
         return ops.softmax(scores, axis=-1)
     mask = ops.cast(mask, "bool")
-    lowest = ops.convert_to_tensor(-3.4028234663852886e38, dtype="float32")
+    lowest = ops.convert_to_tensor(-3.4028234663852886e38, dtype=dtype)
     masked = ops.where(mask, scores, lowest)
     row_max = ops.stop_gradient(ops.max(masked, axis=-1, keepdims=True))
-    exps = ops.exp(masked - row_max) * ops.cast(mask, "float32")
+    exps = ops.exp(masked - row_max) * ops.cast(mask, dtype)
     total = ops.sum(exps, axis=-1, keepdims=True)
     # A row with at least one kept position has total >= 1 (its maximum
     # contributes exp(0)); only fully masked rows have total == 0.
