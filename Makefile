@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BACKENDS ?= tensorflow jax torch
+BACKEND ?= jax
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
@@ -42,7 +43,7 @@ docs: setup
 	KERAS_BACKEND=jax $(VENV)/bin/mkdocs build --strict
 
 benchmark: setup
-	$(PY) benchmarks/attention_benchmark.py
+	KERAS_BACKEND=$(BACKEND) $(PY) benchmarks/attention_benchmark.py
 
 clean:
 	rm -rf $(VENV) site results

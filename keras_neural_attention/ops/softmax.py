@@ -9,8 +9,8 @@ def masked_softmax(scores, mask=None):
     """Softmax over the last axis with masked positions zeroed.
 
     Masked positions get probability 0 and no gradient. A row in which every
-    position is masked gets all zeros (not NaN, and not the uniform
-    distribution that `keras.layers.Softmax` gives such rows).
+    position is masked gets all zeros, never NaN, and its gradient is zero
+    too. Masked scores may hold any finite value, however large.
 
     Args:
         scores: `(..., S)` tensor of raw scores.
