@@ -28,12 +28,18 @@ class _PerHeadInitializer:
         self._initializer = initializer
 
     def __call__(self, shape, dtype=None):
-        return ops.stack(
-            [
-                _clone_initializer(self._initializer)(shape[1:], dtype=dtype)
-                for _ in range(shape[0])
-            ]
-        )
+        config = self._initializer.get_config()
+        heads = []
+        for head in range(shape[0]):
+            head_config = dict(config)
+            seed = head_config.get("seed")
+            if isinstance(seed, int) and not isinstance(seed, bool):
+                # A seeded initializer is stateless: offset the seed so the
+                # heads do not all start from the same draw.
+                head_config["seed"] = seed + head
+            initializer = self._initializer.__class__.from_config(head_config)
+            heads.append(initializer(shape[1:], dtype=dtype))
+        return ops.stack(heads)
 
 
 @keras.saving.register_keras_serializable(package="keras_neural_attention")

@@ -308,6 +308,25 @@ def test_hidden_units_int_and_equivalent_attention_axes_are_accepted():
     assert layer.hidden_units == (3,)
 
 
+def test_per_head_scoring_networks_start_different_even_when_seeded():
+    layer = NeuralAttention(
+        num_heads=3,
+        key_dim=8,
+        projection_dim=2,
+        share_scoring_across_heads=False,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=1),
+    )
+    x = np.zeros((1, 2, 8), "float32")
+    layer(x, x)
+    kernel = to_numpy(layer.score_hidden_kernels[0])
+    assert kernel.shape == (3, 4, 2)
+    assert not np.allclose(kernel[0], kernel[1])
+    assert not np.allclose(kernel[1], kernel[2])
+    # Each head's slice has the scale of a (4, 2) Glorot draw.
+    limit = np.sqrt(6.0 / (4 + 2))
+    assert np.abs(kernel).max() <= limit
+
+
 def test_config_round_trip():
     layer = NeuralAttention(
         num_heads=3,
