@@ -1,0 +1,234 @@
+"""Command line of keras-neural-attention.
+
+```
+keras-neural-attention demo [--scale smoke|default|large] [--seed N]
+                            [--output-dir DIR] [--in-process]
+keras-neural-attention notebooks [--scale smoke] [--output-dir DIR]
+                                 [NOTEBOOK ...]
+```
+
+(or `python -m keras_neural_attention.cli ...`). Keras runs on the backend
+that `KERAS_BACKEND` names; set it explicitly, for example
+`KERAS_BACKEND=jax keras-neural-attention demo`. Child processes and
+notebook kernels inherit it.
+
+Importing this module imports nothing heavy beyond the package itself: the
+experiments, papermill and Jupyter are imported by the subcommands.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+SCALE_CHOICES = ("tiny", "smoke", "default", "large")
+DEFAULT_DEMO_DIR = os.path.join("results", "demo")
+DEFAULT_NOTEBOOK_DIR = os.path.join("results", "notebooks")
+NOTEBOOK_SOURCE_DIR = "notebooks"
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def _demo(args):
+    from keras_neural_attention.experiments.comparison import environment_info
+    from keras_neural_attention.experiments.comparison import format_table
+    from keras_neural_attention.experiments.comparison import run_comparison
+    from keras_neural_attention.experiments.comparison import table_notes
+    from keras_neural_attention.experiments.comparison import verdict
+    from keras_neural_attention.experiments.comparison import write_results
+
+    metadata = environment_info()
+    _log(
+        f"keras {metadata['keras_version']}, backend {metadata['backend']} "
+        f"{metadata['backend_version'] or ''}, {metadata['usable_cpus']} "
+        f"usable CPU(s): {metadata['cpu']}"
+    )
+    rows = run_comparison(
+        scale=args.scale,
+        seed=args.seed,
+        isolate=not args.in_process,
+        log=_log,
+    )
+    metadata.update(scale=args.scale, seed=args.seed)
+    paths = write_results(rows, args.output_dir, metadata=metadata)
+    print()
+    print(
+        f"Nearest-key retrieval, scale {args.scale}, seed {args.seed}, "
+        f"backend {metadata['backend']}:"
+    )
+    print()
+    print(format_table(rows))
+    print()
+    for note in table_notes(rows):
+        print(f"- {note}")
+    print()
+    print(f"Verdict: {verdict(rows)}")
+    print()
+    print(f"Wrote {paths['json']} and {paths['markdown']}")
+    return 0
+
+
+def _find_notebooks(paths):
+    if paths:
+        notebooks = [Path(p) for p in paths]
+        missing = [str(p) for p in notebooks if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                "No such notebook: " + ", ".join(missing)
+            )
+        return notebooks
+    return sorted(Path(NOTEBOOK_SOURCE_DIR).glob("*.ipynb"))
+
+
+def _notebooks(args):
+    try:
+        notebooks = _find_notebooks(args.paths)
+    except FileNotFoundError as error:
+        _log(f"error: {error}")
+        return 2
+    if not notebooks:
+        _log(f"error: no notebooks found in {NOTEBOOK_SOURCE_DIR}/")
+        return 2
+    output_dir = Path(args.output_dir)
+    outputs = [output_dir / nb.name for nb in notebooks]
+    for notebook, output in zip(notebooks, outputs):
+        if output.resolve() == notebook.resolve():
+            _log(
+                f"error: executing {notebook} into {output_dir}/ would "
+                "overwrite it; choose another --output-dir"
+            )
+            return 2
+    if len(set(outputs)) != len(outputs):
+        _log("error: two notebooks share a file name; execute them apart")
+        return 2
+
+    import papermill
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    backend = os.environ.get("KERAS_BACKEND")
+    _log(
+        f"Executing {len(notebooks)} notebook(s) with SCALE={args.scale!r}, "
+        f"KERAS_BACKEND={backend or '(unset)'}, into {output_dir}/"
+    )
+    failures = []
+    for notebook, output in zip(notebooks, outputs):
+        _log(f"  {notebook} -> {output}")
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters={"SCALE": args.scale},
+                kernel_name=args.kernel,
+                cwd=str(notebook.resolve().parent),
+                progress_bar=False,
+                log_output=False,
+            )
+        except Exception as error:  # noqa: BLE001 (report and go on)
+            failures.append(notebook)
+            summary = str(error).strip().splitlines()
+            _log(
+                f"  FAILED {notebook}: {type(error).__name__}"
+                + (f": {summary[-1]}" if summary else "")
+            )
+    if failures:
+        _log(
+            f"{len(failures)} of {len(notebooks)} notebook(s) failed: "
+            + ", ".join(str(f) for f in failures)
+        )
+        return 1
+    _log(f"All {len(notebooks)} notebook(s) ran without errors.")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-neural-attention",
+        description=(
+            "Neural Attention (arXiv 2502.17206) for Keras 3. Set "
+            "KERAS_BACKEND (jax, torch or tensorflow) to choose the backend."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    demo = commands.add_parser(
+        "demo",
+        help="train dot-product attention and Neural Attention side by side "
+        "on the built-in nearest-key task and print a comparison table",
+        description=(
+            "Trains keras.layers.MultiHeadAttention and NeuralAttention "
+            "models, identical except for the attention layer, on the "
+            "synthetic nearest-key retrieval task (no download), each in a "
+            "fresh child process whose peak RSS is measured. Prints a "
+            "markdown table and a verdict, and writes comparison.json and "
+            "comparison.md."
+        ),
+    )
+    demo.add_argument(
+        "--scale",
+        choices=SCALE_CHOICES,
+        default="default",
+        help="smoke: seconds (CI); default: 1-2 minutes on a 2-core CPU; "
+        "large: for a GPU; tiny: plumbing checks only (default: default)",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="default: 0")
+    demo.add_argument(
+        "--output-dir",
+        default=DEFAULT_DEMO_DIR,
+        help=f"where the result files go (default: {DEFAULT_DEMO_DIR})",
+    )
+    demo.add_argument(
+        "--in-process",
+        action="store_true",
+        help="train in this process instead of fresh child processes "
+        "(faster start-up; peak memory is then not measured)",
+    )
+    demo.set_defaults(handler=_demo)
+
+    notebooks = commands.add_parser(
+        "notebooks",
+        help="execute the tutorial notebooks with papermill",
+        description=(
+            "Executes notebooks/*.ipynb (or the given notebooks) with "
+            "papermill, passing the parameter SCALE, and writes the "
+            "executed copies to --output-dir (the sources are never "
+            "overwritten). Exits non-zero if any notebook fails. The kernel "
+            "inherits this process's environment, KERAS_BACKEND included."
+        ),
+    )
+    notebooks.add_argument(
+        "paths",
+        nargs="*",
+        metavar="NOTEBOOK",
+        help=f"notebooks to run (default: {NOTEBOOK_SOURCE_DIR}/*.ipynb)",
+    )
+    notebooks.add_argument(
+        "--scale",
+        choices=SCALE_CHOICES,
+        default="smoke",
+        help="value of the notebooks' SCALE parameter (default: smoke)",
+    )
+    notebooks.add_argument(
+        "--output-dir",
+        default=DEFAULT_NOTEBOOK_DIR,
+        help=f"where executed copies go (default: {DEFAULT_NOTEBOOK_DIR})",
+    )
+    notebooks.add_argument(
+        "--kernel",
+        default="python3",
+        help="Jupyter kernel name (default: python3)",
+    )
+    notebooks.set_defaults(handler=_notebooks)
+    return parser
+
+
+def main(argv=None):
+    """Runs the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
