@@ -115,9 +115,10 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
             term and a key term that are broadcast-added; same function, same
             weights, no concatenation).
         query_chunk_size: int, `"auto"` (default) or `None`. Number of query
-            rows scored at once. `"auto"` bounds one block of the scoring
-            network's widest activation to 2**24 elements (64 MiB in
-            float32); `None` scores all queries at once.
+            rows scored at once. `"auto"` sizes blocks so that each
+            intermediate tensor of a block (the widest scoring layer) holds
+            at most 2**24 elements, 64 MiB in float32 (a block keeps a few
+            such tensors alive); `None` scores all queries at once.
         **kwargs: other arguments of `keras.layers.MultiHeadAttention`
             (`use_gate`, `sliding_window`) and of `keras.layers.Layer`
             (`name`, `dtype`, ...).

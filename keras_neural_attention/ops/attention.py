@@ -24,8 +24,9 @@ from keras_neural_attention.ops.softmax import masked_softmax
 
 ALL_IMPLEMENTATIONS = ("auto",) + IMPLEMENTATIONS
 
-# Largest number of float32 elements one block of the scoring network's
-# intermediates may hold when `query_chunk_size="auto"` (64 MiB each).
+# Largest number of elements one intermediate tensor of a block of the scoring
+# network may hold when `query_chunk_size="auto"` (64 MiB in float32). A block
+# keeps a few such tensors alive at once (pre-activation, activation, scores).
 AUTO_CHUNK_ELEMENTS = 2**24
 
 
@@ -159,9 +160,13 @@ def neural_attention(
         )
     if chunk is None or (query_length is not None and chunk >= query_length):
         result = block(q_terms, k_terms, value, mask, *flat_weights)
-    elif query_length is None:
+    elif query_length is None or keras.backend.backend() == "jax":
+        # JAX compiles a Python loop of independent blocks into one program
+        # in which XLA may keep every block alive at once; a sequential map
+        # (`lax.map`) runs them one after another.
         result = _map_blocks(block, q_terms, k_terms, value, mask, chunk,
-                             flat_weights, fuse_values)
+                             flat_weights, fuse_values,
+                             remat=keras.backend.backend() == "jax")
     else:
         result = _loop_blocks(block, q_terms, k_terms, value, mask, chunk,
                               flat_weights, fuse_values)
@@ -201,9 +206,17 @@ def _loop_blocks(block, q_terms, k_terms, value, mask, chunk, flat_weights,
 
 
 def _map_blocks(block, q_terms, k_terms, value, mask, chunk, flat_weights,
-                fuse_values):
-    """Dynamic query length (TensorFlow graphs traced with an unknown
-    sequence length): pad to whole blocks and `keras.ops.map` over them."""
+                fuse_values, remat=False):
+    """Pads the queries to whole blocks and `keras.ops.map`s over them, one
+    block after another.
+
+    Used on JAX (with `remat=True`: each block is recomputed in the backward
+    pass) and for TensorFlow graphs traced with an unknown sequence length
+    (without rematerialization: `tf.recompute_grad` inside `tf.map_fn` is not
+    used, so there the backward pass keeps every block's activations).
+    """
+    if remat:
+        block = keras.remat(block)
     shape = ops.shape(q_terms)
     query_length = shape[2]
     num_blocks = (query_length + chunk - 1) // chunk
