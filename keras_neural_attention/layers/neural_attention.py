@@ -20,6 +20,16 @@ def _clone_initializer(initializer):
     return initializer.__class__.from_config(initializer.get_config())
 
 
+class _AbsoluteInitializer:
+    """Absolute values of another initializer's draw."""
+
+    def __init__(self, initializer):
+        self._initializer = initializer
+
+    def __call__(self, shape, dtype=None):
+        return ops.abs(self._initializer(shape, dtype=dtype))
+
+
 class _PerHeadInitializer:
     """Initializes `(heads, *shape)` as `heads` independent `(*shape)` draws,
     so that fan-in and fan-out are those of one head's weight."""
@@ -92,7 +102,12 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
             `True` raises `ValueError`.
         kernel_initializer: initializer of the projection kernels and of the
             scoring network's kernels (each head's slice is initialized
-            with its own fan-in and fan-out).
+            with its own fan-in and fan-out). Hidden layers after the first
+            take the absolute values of its draws: their inputs are
+            activations, and with ReLU a unit whose incoming weights all
+            start negative would be dead from the first step (with the
+            released code's default widths `(d', 1)` that is the whole
+            scoring network).
         bias_initializer: initializer of all biases.
         kernel_regularizer: regularizer of all kernels.
         bias_regularizer: regularizer of all biases.
@@ -285,10 +300,13 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
         super()._build_attention(rank)
         prefix = () if self.share_scoring_across_heads else (self._num_heads,)
 
-        def add(name, shape, initializer, regularizer, constraint):
+        def add(name, shape, initializer, regularizer, constraint,
+                absolute=False):
             initializer = _clone_initializer(initializer)
             if prefix:
                 initializer = _PerHeadInitializer(initializer)
+            if absolute:
+                initializer = _AbsoluteInitializer(initializer)
             return self.add_weight(
                 name=name,
                 shape=prefix + shape,
@@ -298,13 +316,14 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
                 autocast=False,
             )
 
-        def kernel(name, shape):
+        def kernel(name, shape, absolute=False):
             return add(
                 name,
                 shape,
                 self._kernel_initializer,
                 self._kernel_regularizer,
                 self._kernel_constraint,
+                absolute=absolute,
             )
 
         def bias(name, shape):
@@ -325,8 +344,15 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
         self.score_hidden_biases = []
         width = 2 * d
         for index, units in enumerate(self.hidden_units):
+            # Layers after the first read activations (non-negative for
+            # ReLU): a unit whose incoming weights all start negative would
+            # never activate, so these kernels start non-negative.
             self.score_hidden_kernels.append(
-                kernel(f"score_hidden_kernel_{index}", (width, units))
+                kernel(
+                    f"score_hidden_kernel_{index}",
+                    (width, units),
+                    absolute=index > 0,
+                )
             )
             self.score_hidden_biases.append(
                 bias(f"score_hidden_bias_{index}", (units,))

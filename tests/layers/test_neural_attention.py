@@ -117,6 +117,21 @@ def test_default_sizes_follow_released_code():
     assert neural.count_params() - base.count_params() == 275
 
 
+def test_default_scoring_network_is_alive_at_initialization():
+    """A dead ReLU scoring network gives uniform attention forever."""
+    rng = np.random.default_rng(20)
+    x = rng.normal(size=(2, 16, 128)).astype("float32")
+    for seed in range(10):
+        keras.utils.set_random_seed(seed)
+        layer = NeuralAttention(num_heads=4, key_dim=64)
+        _, scores = layer(x, x, return_attention_scores=True)
+        scores = to_numpy(scores)
+        varying_rows = (scores.std(axis=-1) > 0).mean()
+        assert varying_rows > 0.5, f"mostly uniform attention, seed {seed}"
+        for kernel in layer.score_hidden_kernels[1:]:
+            assert to_numpy(kernel).min() >= 0
+
+
 def test_cross_attention_shapes_and_probabilities():
     rng = np.random.default_rng(2)
     query, value = random_inputs(rng, batch=2, t=4, s=9, dim=10)
