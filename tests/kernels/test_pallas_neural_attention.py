@@ -1,0 +1,223 @@
+"""The fused Pallas Neural Attention kernel vs its materializing reference.
+
+The kernel is JAX-only: under any other Keras backend the module is skipped.
+On a machine without a GPU the kernel runs in the Pallas interpreter
+(`interpret=None` resolves to True), with small blocks (16) so that the
+small shapes here still span several blocks, partial last blocks included.
+"""
+
+import numpy as np
+import pytest
+
+import keras
+
+if keras.backend.backend() != "jax":
+    pytest.skip(
+        "the Pallas kernel is JAX-only (KERAS_BACKEND="
+        f"{keras.backend.backend()!r})",
+        allow_module_level=True,
+    )
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+from keras_neural_attention.kernels import (  # noqa: E402
+    pallas_neural_attention as pna,
+)
+
+fused = pna.pallas_neural_attention
+reference = pna.reference_neural_attention
+
+
+def make_inputs(rng, B, N, T, S, H1, widths, Dv, per_head, dtype="float32",
+                mask_kind=None):
+    def normal(*shape, scale=1.0):
+        return jnp.asarray(rng.normal(size=shape) * scale, jnp.float32)
+
+    prefix = (N,) if per_head else ()
+    layers, previous = [], H1
+    for width in widths:
+        layers.append((normal(*prefix, previous, width),
+                       normal(*prefix, width, scale=0.5)))
+        previous = width
+    output_kernel = normal(*prefix, previous, 1)
+    a = normal(B, N, T, H1)
+    c = normal(B, N, S, H1)
+    v = normal(B, N, S, Dv).astype(dtype)
+    mask = None
+    if mask_kind is not None:
+        mask_batch = B if mask_kind == "batched" else 1
+        mask = rng.random((mask_batch, T, S)) < 0.6
+        # Fully masked rows (at least one whenever T > 1).
+        mask[:, rng.integers(0, T)] = False
+        if T > 2:
+            mask[:, rng.integers(0, T)] = False
+        mask = jnp.asarray(mask)
+    return a, c, v, tuple(layers), output_kernel, mask
+
+
+def outputs_and_grads(fn, a, c, v, layers, output_kernel, mask, causal,
+                      cotangent, **kwargs):
+    def loss(a, c, v, layers, output_kernel):
+        out = fn(a, c, v, layers, output_kernel, mask=mask, causal=causal,
+                 **kwargs)
+        return jnp.sum(out.astype(jnp.float32) * cotangent), out
+
+    (_, out), grads = jax.jit(
+        jax.value_and_grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True)
+    )(a, c, v, layers, output_kernel)
+    return out, grads
+
+
+def assert_close(x, y, tol, what):
+    x = np.asarray(jnp.asarray(x, jnp.float32))
+    y = np.asarray(jnp.asarray(y, jnp.float32))
+    assert x.shape == y.shape, what
+    assert np.all(np.isfinite(x)), what
+    scale = max(1.0, float(np.max(np.abs(y)))) if y.size else 1.0
+    err = float(np.max(np.abs(x - y))) if y.size else 0.0
+    bound = tol * scale
+    assert err <= bound, f"{what}: max error {err:.3g} > {bound:.3g}"
+
+
+def check_case(rng, B, N, T, S, H1, widths, Dv, per_head, causal, mask_kind,
+               dtype="float32", block_q=None, block_k=None):
+    a, c, v, layers, wo, mask = make_inputs(
+        rng, B, N, T, S, H1, widths, Dv, per_head, dtype, mask_kind
+    )
+    cotangent = jnp.asarray(rng.normal(size=(B, N, T, Dv)), jnp.float32)
+    out_f, grads_f = outputs_and_grads(
+        fused, a, c, v, layers, wo, mask, causal, cotangent,
+        block_q=block_q, block_k=block_k,
+    )
+    out_r, grads_r = outputs_and_grads(
+        reference, a, c, v, layers, wo, mask, causal, cotangent
+    )
+    assert out_f.dtype == v.dtype
+    forward_tol, grad_tol = (1e-5, 1e-4) if dtype == "float32" else (2e-2, 5e-2)
+    assert_close(out_f, out_r, forward_tol, "output")
+    names = ["a", "c", "v", "hidden_layers", "output_kernel"]
+    for name, g_f, g_r in zip(names, grads_f, grads_r):
+        for leaf_f, leaf_r in zip(jax.tree.leaves(g_f), jax.tree.leaves(g_r)):
+            assert leaf_f.shape == leaf_r.shape, name
+            assert_close(leaf_f, leaf_r, grad_tol, f"d {name}")
+    if mask is not None:
+        keep = np.broadcast_to(np.asarray(mask)[:, None], (B, N, T, S))
+        if causal:
+            keep = keep & np.tril(np.ones((T, S), bool))
+        empty = ~keep.any(axis=-1)
+        assert np.all(np.asarray(out_f, np.float32)[empty] == 0.0)
+
+
+# Hand-picked cases: the paper's network, one wide layer, deeper networks,
+# exact multiples of the block, sequences shorter than one block.
+CASES = [
+    # B, N, T, S, H1, widths, Dv, per_head, causal, mask
+    (1, 1, 32, 32, 2, (1,), 8, False, False, None),
+    (2, 2, 37, 29, 2, (1,), 8, False, True, None),
+    (2, 1, 20, 45, 8, (), 16, True, False, "batched"),
+    (1, 2, 45, 20, 3, (4, 2), 5, True, True, "shared"),
+    (2, 2, 9, 7, 5, (4, 2), 4, False, False, "batched"),
+    (1, 2, 33, 48, 1, (), 8, False, True, "shared"),
+    (1, 1, 17, 17, 2, (3,), 8, True, True, "shared"),
+]
+
+
+@pytest.mark.parametrize(
+    "index", range(len(CASES)),
+    ids=["-".join(map(str, case)) for case in CASES],
+)
+def test_matches_reference(index):
+    rng = np.random.default_rng(index)
+    check_case(rng, *CASES[index])
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_matches_reference_random(seed):
+    rng = np.random.default_rng(1000 + seed)
+    B, N = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    T, S = int(rng.integers(1, 41)), int(rng.integers(1, 41))
+    H1 = int(rng.choice([1, 2, 3, 5, 8]))
+    widths = [(), (1,), (4, 2)][int(rng.integers(0, 3))]
+    Dv = int(rng.choice([3, 8, 16]))
+    per_head = bool(rng.integers(0, 2))
+    causal = bool(rng.integers(0, 2))
+    mask_kind = [None, "shared", "batched"][int(rng.integers(0, 3))]
+    dtype = "bfloat16" if seed % 4 == 3 else "float32"
+    check_case(rng, B, N, T, S, H1, widths, Dv, per_head, causal, mask_kind,
+               dtype)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_paper_config(dtype):
+    rng = np.random.default_rng(7)
+    check_case(rng, 2, 2, 40, 24, 2, (1,), 8, False, True, "batched", dtype)
+
+
+def test_block_sizes():
+    rng = np.random.default_rng(3)
+    check_case(rng, 1, 1, 40, 50, 2, (1,), 8, False, True, "shared",
+               block_q=32, block_k=16)
+    with pytest.raises(ValueError, match="power"):
+        fused(*make_inputs(rng, 1, 1, 4, 4, 2, (), 4, False)[:5], block_q=24)
+
+
+def test_fully_masked_rows_are_zero_with_finite_grads():
+    rng = np.random.default_rng(5)
+    a, c, v, layers, wo, _ = make_inputs(rng, 1, 2, 18, 20, 2, (1,), 4, False)
+    mask = jnp.zeros((1, 18, 20), bool).at[:, 3:].set(True)
+    cotangent = jnp.ones((1, 2, 18, 4), jnp.float32)
+    out, grads = outputs_and_grads(
+        fused, a, c, v, layers, wo, mask, False, cotangent
+    )
+    assert np.all(np.asarray(out)[:, :, :3] == 0.0)
+    for leaf in jax.tree.leaves(grads):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    assert np.all(np.asarray(grads[0])[:, :, :3] == 0.0)
+
+
+def test_jit_and_vmap():
+    rng = np.random.default_rng(11)
+    a, c, v, layers, wo, _ = make_inputs(rng, 3, 2, 19, 21, 3, (1,), 8, True)
+    a, c, v = a[:, None], c[:, None], v[:, None]  # (3, 1, N, ., .)
+
+    def one(a, c, v):
+        return fused(a, c, v, layers, wo, causal=True)
+
+    batched = jax.jit(jax.vmap(one))(a, c, v)
+    expected = jnp.stack([
+        reference(a[i], c[i], v[i], layers, wo, causal=True) for i in range(3)
+    ])
+    assert_close(batched, expected, 1e-5, "vmap output")
+
+    def loss(a, c, v):
+        return jnp.sum(jax.vmap(one)(a, c, v) ** 2)
+
+    def loss_ref(a, c, v):
+        return jnp.sum(jax.vmap(
+            lambda a, c, v: reference(a, c, v, layers, wo, causal=True)
+        )(a, c, v) ** 2)
+
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(a, c, v)
+    grads_ref = jax.grad(loss_ref, argnums=(0, 1, 2))(a, c, v)
+    for g, g_ref in zip(grads, grads_ref):
+        assert_close(g, g_ref, 1e-4, "vmap grad")
+
+
+def test_invalid_activation_raises():
+    rng = np.random.default_rng(0)
+    args = make_inputs(rng, 1, 1, 4, 4, 2, (), 4, False)[:5]
+    with pytest.raises(ValueError, match="activation"):
+        fused(*args, activation="tanh")
+    with pytest.raises(ValueError, match="activation"):
+        reference(*args, activation="gelu")
+    assert not pna.supports("tanh")
+
+
+def test_supports():
+    assert pna.supports("relu", "float32", first_width=2, hidden_widths=(1,),
+                        platform="cpu")
+    assert pna.supports(jax.nn.relu, "bfloat16", platform="cpu")
+    assert not pna.supports("relu", "float64", platform="cpu")
+    assert not pna.supports("relu", "int32", platform="cpu")
+    assert not pna.supports("relu", first_width=10_000, platform="cpu")
