@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml requirements/ci-cpu.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements/ci-cpu.txt \
 		-e ".[jax,torch,tensorflow,hub,experiments,docs,dev]" \
-		tensorflow-text tensorflow-datasets importlib_resources keras-nlp
+		tensorflow-text tensorflow-datasets importlib_resources keras-nlp \
+		triton
 	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $(STAMP)
 

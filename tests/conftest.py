@@ -10,6 +10,15 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
+if os.environ["KERAS_BACKEND"] == "torch":
+    # Keras' torch backend imports Triton (through torch._dynamo) at
+    # `import keras`; without a GPU the Triton kernels can only run in
+    # Triton's interpreter, which must be chosen before that first import.
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import keras  # noqa: E402
 
 

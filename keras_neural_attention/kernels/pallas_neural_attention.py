@@ -852,13 +852,16 @@ def pallas_neural_attention(
             blocks above the diagonal.
         activation: `"relu"` (the only supported activation; anything else
             raises `ValueError`).
-        block_q, block_k: tile sizes (powers of two >= 16); default 16 in the
-            interpreter, 64 and 32 on a GPU.
+        block_q: query tile size (a power of two >= 16); default 16 in the
+            interpreter, 64 on a GPU.
+        block_k: key tile size; default 16 in the interpreter, 32 on a GPU.
         interpret: run in the Pallas interpreter; `None` = when the default
             backend is not a GPU.
-        num_warps, num_stages: Triton launch parameters (GPU tuning; default
-            4 warps for scoring networks of at most 8 hidden units, else 8,
-            and 2 stages; ignored by the interpreter).
+        num_warps: Triton launch parameter (GPU tuning; default 4 warps for
+            scoring networks of at most 8 hidden units, else 8; ignored by
+            the interpreter).
+        num_stages: Triton pipelining stages (default 2; ignored by the
+            interpreter).
 
     Returns:
         `(B, N, T, Dv)` in `v.dtype`, differentiable (`jax.custom_vjp`) with

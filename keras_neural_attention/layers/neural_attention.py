@@ -126,9 +126,17 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
             gives every head its own.
         implementation: `"auto"` (default: the fastest correct path),
             `"reference"` (builds the concatenated pair tensor, as the paper
-            describes) or `"factored"` (splits the first layer into a query
+            describes), `"factored"` (splits the first layer into a query
             term and a key term that are broadcast-added; same function, same
-            weights, no concatenation).
+            weights, no concatenation), or a fused flash-style kernel that
+            never stores the scores: `"triton"` (PyTorch backend) or
+            `"pallas"` (JAX backend). `"auto"` uses the fused kernel of the
+            backend on a CUDA GPU when the call needs no attention scores or
+            dropout and the kernel supports the activation and widths (ReLU),
+            and `"factored"` otherwise; TensorFlow always uses `"factored"`.
+            By name, the kernels also run in their CPU interpreters (Pallas
+            automatically, Triton with `TRITON_INTERPRET=1`), slowly: for
+            tests.
         query_chunk_size: int, `"auto"` (default) or `None`. Number of query
             rows scored at once. `"auto"` sizes blocks so that each
             intermediate tensor of a block (the widest scoring layer) holds
@@ -277,6 +285,7 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
             **kwargs,
         )
         self._flash_attention = False
+        self._causal_only = False
         self.projection_dim = (
             projection_dim if projection_dim else max(1, key_dim // 32)
         )
@@ -375,6 +384,38 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
             output_bias=self.score_output_bias,
         )
 
+    def _compute_attention_mask(
+        self,
+        query,
+        value,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        use_causal_mask=False,
+    ):
+        # When causal masking is the only mask, build no (T, S) mask: the
+        # attention math applies it itself (fused kernels skip whole blocks).
+        self._causal_only = bool(
+            use_causal_mask
+            and query_mask is None
+            and value_mask is None
+            and key_mask is None
+            and attention_mask is None
+            and self._sliding_window is None
+        )
+        if self._causal_only:
+            return None
+        return super()._compute_attention_mask(
+            query,
+            value,
+            query_mask=query_mask,
+            value_mask=value_mask,
+            key_mask=key_mask,
+            attention_mask=attention_mask,
+            use_causal_mask=use_causal_mask,
+        )
+
     def _compute_attention(
         self,
         query,
@@ -385,8 +426,10 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
         return_attention_scores=False,
         use_causal_mask=False,
     ):
-        if use_causal_mask and attention_mask is None:
-            attention_mask = self._compute_causal_mask(query, key)
+        # `call` sets `_causal_only` for this call only; direct callers of
+        # `_compute_attention` (KerasHub's cached attention) pass masks.
+        causal = bool(use_causal_mask) or getattr(self, "_causal_only", False)
+        self._causal_only = False
         dropout = None
         if training and self._dropout > 0.0:
 
@@ -404,6 +447,7 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
             query_chunk_size=self.query_chunk_size,
             dropout=dropout,
             return_attention_scores=return_attention_scores,
+            causal=causal,
         )
         if probs is not None:
             probs = ops.cast(probs, self.compute_dtype)

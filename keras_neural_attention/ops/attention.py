@@ -13,6 +13,7 @@ import math
 import keras
 from keras import ops
 
+from keras_neural_attention.kernels import dispatch as kernel_dispatch
 from keras_neural_attention.ops.scoring import IMPLEMENTATIONS
 from keras_neural_attention.ops.scoring import cast_scoring_weights
 from keras_neural_attention.ops.scoring import key_terms
@@ -22,7 +23,8 @@ from keras_neural_attention.ops.scoring import scoring_dtype
 from keras_neural_attention.ops.scoring import validate_implementation
 from keras_neural_attention.ops.softmax import masked_softmax
 
-ALL_IMPLEMENTATIONS = ("auto",) + IMPLEMENTATIONS
+FUSED_IMPLEMENTATIONS = tuple(kernel_dispatch.FUSED_IMPLEMENTATIONS)
+ALL_IMPLEMENTATIONS = ("auto",) + IMPLEMENTATIONS + FUSED_IMPLEMENTATIONS
 
 # Largest number of elements one intermediate tensor of a block of the scoring
 # network may hold when `query_chunk_size="auto"` (64 MiB in float32). A block
@@ -30,14 +32,69 @@ ALL_IMPLEMENTATIONS = ("auto",) + IMPLEMENTATIONS
 AUTO_CHUNK_ELEMENTS = 2**24
 
 
-def resolve_implementation(implementation):
-    """Maps `"auto"` to a concrete implementation name.
+def resolve_implementation(
+    implementation,
+    weights=None,
+    activation="relu",
+    value_dtype="float32",
+    shapes=None,
+    needs_probabilities=False,
+):
+    """Maps an `implementation` argument to the path that will run.
 
-    Every named implementation computes the same function. `"factored"` is
-    never slower and never larger than `"reference"`, so `"auto"` picks it.
+    Every implementation computes the same function. `"auto"` picks a fused
+    kernel (`"triton"` on PyTorch, `"pallas"` on JAX) when one is compiled
+    for the GPU in use and supports the call, and `"factored"` otherwise
+    (never slower nor larger than `"reference"`). The fused kernels return
+    no probabilities and apply no dropout, so calls that need either use
+    `"factored"`; asking for a fused kernel by name then raises.
+
+    Args:
+        implementation: `"auto"`, `"reference"`, `"factored"`, `"triton"` or
+            `"pallas"`.
+        weights: the call's `ScoringWeights` (needed to consider kernels).
+        activation: the scoring network's activation.
+        value_dtype: dtype of the values.
+        shapes: `(a_shape, c_shape, v_shape)` in the kernels' `(B, N, L, .)`
+            layout.
+        needs_probabilities: the call returns attention scores or applies
+            dropout to them.
+
+    Returns:
+        The name of the implementation that will run.
     """
     validate_implementation(implementation, ALL_IMPLEMENTATIONS)
+    if weights is not None:
+        first_width = int(weights.hidden_kernels[0].shape[-1])
+        hidden_widths = [int(k.shape[-1]) for k in weights.hidden_kernels[1:]]
+    if implementation in FUSED_IMPLEMENTATIONS:
+        if needs_probabilities:
+            raise ValueError(
+                f"implementation={implementation!r} is a fused kernel: it "
+                "returns no attention scores and applies no dropout. Use "
+                "implementation='auto' or 'factored' with "
+                "return_attention_scores=True or dropout in training."
+            )
+        if weights is None:
+            return implementation
+        ok, reason = kernel_dispatch.fused_support(
+            implementation, activation, value_dtype, first_width,
+            hidden_widths, shapes,
+        )
+        if not ok:
+            raise ValueError(
+                f"implementation={implementation!r} cannot run this call: "
+                f"{reason}. Use implementation='auto' to fall back to the "
+                "keras.ops path."
+            )
+        return implementation
     if implementation == "auto":
+        if weights is not None and not needs_probabilities:
+            fused = kernel_dispatch.select_fused(
+                activation, value_dtype, first_width, hidden_widths, shapes
+            )
+            if fused is not None:
+                return fused
         return "factored"
     return implementation
 
@@ -88,6 +145,7 @@ def neural_attention(
     query_chunk_size="auto",
     dropout=None,
     return_attention_scores=False,
+    causal=False,
 ):
     """Multi-head Neural Attention on projected queries, keys and values.
 
@@ -99,13 +157,17 @@ def neural_attention(
         activation: activation of the hidden layers (name or callable).
         attention_mask: optional boolean `(batch or 1, T, S)`; `True` keeps a
             pair. Rows with no kept pair output zeros.
-        implementation: `"auto"`, `"reference"` or `"factored"`.
+        implementation: `"auto"`, `"reference"`, `"factored"`, `"triton"`
+            or `"pallas"` (see `resolve_implementation`).
         query_chunk_size: number of query rows scored at once; `"auto"`
             bounds each block to `AUTO_CHUNK_ELEMENTS` elements; `None`
             scores all rows at once.
         dropout: optional callable applied to the attention probabilities
             (for example a `keras.layers.Dropout` in training mode).
         return_attention_scores: also return the probabilities.
+        causal: also mask every key after its query position (`j > i`).
+            Fused kernels then skip the key blocks above the diagonal
+            without building a mask.
 
     Returns:
         `(output, probabilities)`: output `(batch, T, heads, value_dim)` in the
@@ -113,11 +175,37 @@ def neural_attention(
         `None` when not requested. Scores and softmax are computed in float32
         (float64 for float64 inputs) whatever the input dtype.
     """
-    implementation = resolve_implementation(implementation)
     validate_query_chunk_size(query_chunk_size)
     activation = keras.activations.get(activation)
     dtype = scoring_dtype(query.dtype)
     weights = cast_scoring_weights(weights, dtype)
+    batch, query_length, heads = query.shape[:3]
+    key_length = key.shape[1]
+    first_width = int(weights.hidden_kernels[0].shape[-1])
+    implementation = resolve_implementation(
+        implementation,
+        weights,
+        activation,
+        value.dtype,
+        shapes=(
+            (batch, heads, query_length, first_width),
+            (batch, heads, key_length, first_width),
+            (batch, heads, key_length, value.shape[-1]),
+        ),
+        needs_probabilities=dropout is not None or return_attention_scores,
+    )
+    if implementation in FUSED_IMPLEMENTATIONS:
+        return _fused_attention(
+            implementation, query, key, value, weights, activation,
+            attention_mask, causal, dtype,
+        ), None
+    if causal:
+        causal_mask = _causal_mask(ops.shape(query)[1], ops.shape(key)[1])
+        attention_mask = (
+            causal_mask
+            if attention_mask is None
+            else ops.logical_and(ops.cast(attention_mask, "bool"), causal_mask)
+        )
     q_terms = query_terms(ops.cast(query, dtype), weights, implementation)
     k_terms = key_terms(ops.cast(key, dtype), weights, implementation)
     mask = None
@@ -174,6 +262,42 @@ def neural_attention(
         return result, None
     output = attend(result)
     return output, (result if return_attention_scores else None)
+
+
+def _causal_mask(query_length, key_length):
+    """`(1, T, S)` boolean, True where key `j <= query i`."""
+    rows = ops.expand_dims(ops.arange(query_length, dtype="int32"), 1)
+    cols = ops.expand_dims(ops.arange(key_length, dtype="int32"), 0)
+    return ops.expand_dims(ops.greater_equal(rows, cols), 0)
+
+
+def _fused_attention(name, query, key, value, weights, activation,
+                     attention_mask, causal, dtype):
+    """Runs a fused kernel on the factored terms (see `kernels.dispatch`).
+
+    The O(length * width) projections stay in keras.ops, so their gradients
+    come from the backend's autodiff; the kernel differentiates the rest.
+    """
+    a = query_terms(ops.cast(query, dtype), weights, "factored")
+    c = key_terms(ops.cast(key, dtype), weights, "factored")
+    v = ops.transpose(value, (0, 2, 1, 3))
+    mask = None
+    if attention_mask is not None:
+        mask = ops.cast(attention_mask, "bool")
+        mask = ops.broadcast_to(
+            mask, (ops.shape(mask)[0], ops.shape(a)[2], ops.shape(c)[2])
+        )
+    hidden_layers = tuple(
+        zip(weights.hidden_kernels[1:], weights.hidden_biases[1:])
+    )
+    out = kernel_dispatch.fused_neural_attention(
+        name, a, c, v, hidden_layers, weights.output_kernel, mask=mask,
+        causal=causal, activation=activation,
+    )
+    out = ops.transpose(out, (0, 2, 1, 3))
+    # The output bias cancels in the softmax (the kernels do not take it);
+    # keep it in the graph so that it gets its exact, zero, gradient.
+    return out + ops.cast(ops.sum(weights.output_bias) * 0, out.dtype)
 
 
 def _mask_rows(mask, start, stop):
