@@ -4,6 +4,9 @@ products."""
 import keras
 from keras import ops
 
+from keras_neural_attention.layers.scored_attention import (
+    ScoredMultiHeadAttention,
+)
 from keras_neural_attention.ops.expressive import DEFAULT_EPSILON
 from keras_neural_attention.ops.expressive import default_scale
 from keras_neural_attention.ops.expressive import expressive_attention
@@ -12,7 +15,7 @@ from keras_neural_attention.ops.expressive import validate_normalization
 
 
 @keras.saving.register_keras_serializable(package="keras_neural_attention")
-class ExpressiveAttention(keras.layers.MultiHeadAttention):
+class ExpressiveAttention(ScoredMultiHeadAttention):
     """Multi-head attention whose scores are squared dot products.
 
     Expressive Attention (Gros, 2024) replaces the dot product `q . k` of
@@ -143,21 +146,6 @@ class ExpressiveAttention(keras.layers.MultiHeadAttention):
         epsilon=DEFAULT_EPSILON,
         **kwargs,
     ):
-        if flash_attention:
-            raise ValueError(
-                "ExpressiveAttention does not support `flash_attention=True`: "
-                "flash kernels compute the softmax of dot products, not the "
-                "normalized squares of dot products. Use "
-                "`flash_attention=None` (default) or `False`. "
-                f"Received: flash_attention={flash_attention!r}"
-            )
-        if attention_axes not in (None, 1, (1,), [1]):
-            raise ValueError(
-                "ExpressiveAttention attends over the sequence axis of "
-                "`(batch, seq, features)` inputs only: `attention_axes` must "
-                "be None (or its equivalent, 1). "
-                f"Received: attention_axes={attention_axes!r}"
-            )
         validate_normalization(normalization)
         validate_epsilon(epsilon)
         super().__init__(
@@ -167,8 +155,8 @@ class ExpressiveAttention(keras.layers.MultiHeadAttention):
             dropout=dropout,
             use_bias=use_bias,
             output_shape=output_shape,
-            attention_axes=None,
-            flash_attention=False,
+            attention_axes=attention_axes,
+            flash_attention=flash_attention,
             kernel_initializer=kernel_initializer,
             bias_initializer=bias_initializer,
             kernel_regularizer=kernel_regularizer,
@@ -179,9 +167,6 @@ class ExpressiveAttention(keras.layers.MultiHeadAttention):
             seed=seed,
             **kwargs,
         )
-        # `flash_attention=False` is overridden by a global
-        # `keras.config.enable_flash_attention()`; this layer never uses it.
-        self._flash_attention = False
         self.normalization = normalization
         self.epsilon = float(epsilon)
 
@@ -190,14 +175,10 @@ class ExpressiveAttention(keras.layers.MultiHeadAttention):
         """Factor applied to `q . k` before squaring."""
         return default_scale(self.normalization, self._key_dim)
 
-    def _build_attention(self, rank):
-        if rank != 4:
-            raise ValueError(
-                "ExpressiveAttention expects `query`, `key` and `value` of "
-                "shape `(batch, seq, features)` (rank 3). Received inputs of "
-                f"rank {rank - 1}."
-            )
-        super()._build_attention(rank)
+    SCORE_DESCRIPTION = (
+        "its weights are normalized squares of dot products, not a softmax "
+        "of dot products"
+    )
 
     def _compute_attention(
         self,
@@ -209,12 +190,6 @@ class ExpressiveAttention(keras.layers.MultiHeadAttention):
         return_attention_scores=False,
         use_causal_mask=False,
     ):
-        dropout = None
-        if training and self._dropout > 0.0:
-
-            def dropout(weights):
-                return self._dropout_layer(weights, training=training)
-
         output, weights = expressive_attention(
             query,
             key,
@@ -223,7 +198,7 @@ class ExpressiveAttention(keras.layers.MultiHeadAttention):
             normalization=self.normalization,
             epsilon=self.epsilon,
             scale=self.scale,
-            dropout=dropout,
+            dropout=self.attention_probability_dropout(training),
             return_attention_scores=return_attention_scores,
             causal=bool(use_causal_mask),
         )
@@ -231,37 +206,8 @@ class ExpressiveAttention(keras.layers.MultiHeadAttention):
             weights = ops.cast(weights, self.compute_dtype)
         return output, weights
 
-    def compute_output_spec(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        training=None,
-        use_causal_mask=False,
-    ):
-        output_spec = super().compute_output_spec(
-            query, value, key=key, return_attention_scores=False
-        )
-        if not return_attention_scores:
-            return output_spec
-        scores_shape = (
-            query.shape[0],
-            self._num_heads,
-            query.shape[1],
-            value.shape[1],
-        )
-        return output_spec, keras.KerasTensor(
-            scores_shape, dtype=self.compute_dtype
-        )
-
     def get_config(self):
         config = super().get_config()
-        config.pop("attention_axes", None)
         config.update(
             {
                 "normalization": self.normalization,

@@ -3,6 +3,9 @@
 import keras
 from keras import ops
 
+from keras_neural_attention.layers.scored_attention import (
+    ScoredMultiHeadAttention,
+)
 from keras_neural_attention.ops.attention import ALL_IMPLEMENTATIONS
 from keras_neural_attention.ops.attention import neural_attention
 from keras_neural_attention.ops.attention import validate_query_chunk_size
@@ -53,7 +56,7 @@ class _PerHeadInitializer:
 
 
 @keras.saving.register_keras_serializable(package="keras_neural_attention")
-class NeuralAttention(keras.layers.MultiHeadAttention):
+class NeuralAttention(ScoredMultiHeadAttention):
     """Multi-head attention whose scores come from a small feed-forward
     network on each (query, key) pair instead of a dot product.
 
@@ -207,21 +210,6 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
         query_chunk_size="auto",
         **kwargs,
     ):
-        if flash_attention:
-            raise ValueError(
-                "NeuralAttention does not support `flash_attention=True`: its "
-                "scores come from a feed-forward network, not a dot product, "
-                "so flash dot-product kernels cannot compute them. Use "
-                "`flash_attention=None` (default) or `False`; memory is "
-                "bounded by `query_chunk_size` instead. "
-                f"Received: flash_attention={flash_attention!r}"
-            )
-        if attention_axes not in (None, 1, (1,), [1]):
-            raise ValueError(
-                "NeuralAttention attends over the sequence axis of "
-                "`(batch, seq, features)` inputs only: `attention_axes` must "
-                f"be None (or its equivalent, 1). Received: attention_axes={attention_axes!r}"
-            )
         if projection_dim is not None and not _is_positive_int(
             projection_dim
         ):
@@ -272,8 +260,8 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
             dropout=dropout,
             use_bias=use_bias,
             output_shape=output_shape,
-            attention_axes=None,
-            flash_attention=False,
+            attention_axes=attention_axes,
+            flash_attention=flash_attention,
             kernel_initializer=kernel_initializer,
             bias_initializer=bias_initializer,
             kernel_regularizer=kernel_regularizer,
@@ -284,7 +272,6 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
             seed=seed,
             **kwargs,
         )
-        self._flash_attention = False
         self._causal_only = False
         self.projection_dim = (
             projection_dim if projection_dim else max(1, key_dim // 32)
@@ -299,13 +286,12 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
         self.implementation = implementation
         self.query_chunk_size = query_chunk_size
 
+    SCORE_DESCRIPTION = (
+        "its scores come from a feed-forward network, not a dot product "
+        "(memory is bounded by `query_chunk_size` instead)"
+    )
+
     def _build_attention(self, rank):
-        if rank != 4:
-            raise ValueError(
-                "NeuralAttention expects `query`, `key` and `value` of shape "
-                "`(batch, seq, features)` (rank 3). Received inputs of rank "
-                f"{rank - 1}."
-            )
         super()._build_attention(rank)
         prefix = () if self.share_scoring_across_heads else (self._num_heads,)
 
@@ -430,12 +416,6 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
         # `_compute_attention` (KerasHub's cached attention) pass masks.
         causal = bool(use_causal_mask) or getattr(self, "_causal_only", False)
         self._causal_only = False
-        dropout = None
-        if training and self._dropout > 0.0:
-
-            def dropout(probs):
-                return self._dropout_layer(probs, training=training)
-
         output, probs = neural_attention(
             query,
             key,
@@ -445,7 +425,7 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
             attention_mask=attention_mask,
             implementation=self.implementation,
             query_chunk_size=self.query_chunk_size,
-            dropout=dropout,
+            dropout=self.attention_probability_dropout(training),
             return_attention_scores=return_attention_scores,
             causal=causal,
         )
@@ -453,37 +433,8 @@ class NeuralAttention(keras.layers.MultiHeadAttention):
             probs = ops.cast(probs, self.compute_dtype)
         return output, probs
 
-    def compute_output_spec(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        training=None,
-        use_causal_mask=False,
-    ):
-        output_spec = super().compute_output_spec(
-            query, value, key=key, return_attention_scores=False
-        )
-        if not return_attention_scores:
-            return output_spec
-        scores_shape = (
-            query.shape[0],
-            self._num_heads,
-            query.shape[1],
-            value.shape[1],
-        )
-        return output_spec, keras.KerasTensor(
-            scores_shape, dtype=self.compute_dtype
-        )
-
     def get_config(self):
         config = super().get_config()
-        config.pop("attention_axes", None)
         config.update(
             {
                 "projection_dim": self.projection_dim,
