@@ -623,9 +623,11 @@ def _mask_index(cfg):
     return lambda b: 0
 
 
-def _forward_call(a_t, c_t, v, w, mask, cfg):
-    B, N, H1, T_pad = a_t.shape
-    S_pad, dv = v.shape[2], v.shape[3]
+def _query_major_inputs(a_t, c_t, v, w, mask, cfg):
+    """Block specs and arguments shared by the kernels whose grid walks the
+    query blocks (forward and query-side backward): a query block of `a`,
+    all of `c`, `v`, the head's packed weights, and the mask rows."""
+    H1, S_pad, dv = a_t.shape[2], v.shape[2], v.shape[3]
     bq = cfg.block_q
     mb = _mask_index(cfg)
     in_specs = [
@@ -640,6 +642,14 @@ def _forward_call(a_t, c_t, v, w, mask, cfg):
             pl.BlockSpec((None, bq, S_pad), lambda i, b, n: (mb(b), i, 0))
         )
         args.append(mask)
+    return in_specs, args
+
+
+def _forward_call(a_t, c_t, v, w, mask, cfg):
+    B, N, H1, T_pad = a_t.shape
+    dv = v.shape[3]
+    bq = cfg.block_q
+    in_specs, args = _query_major_inputs(a_t, c_t, v, w, mask, cfg)
     return pl.pallas_call(
         functools.partial(_forward_kernel, cfg=cfg),
         grid=(T_pad // bq, B, N),
@@ -660,21 +670,9 @@ def _forward_call(a_t, c_t, v, w, mask, cfg):
 
 def _backward_query_call(a_t, c_t, v, w, mask, do, lse, delta, cfg):
     B, N, H1, T_pad = a_t.shape
-    S_pad, dv = v.shape[2], v.shape[3]
+    dv = v.shape[3]
     bq = cfg.block_q
-    mb = _mask_index(cfg)
-    in_specs = [
-        pl.BlockSpec((None, None, H1, bq), lambda i, b, n: (b, n, 0, i)),
-        pl.BlockSpec((None, None, H1, S_pad), lambda i, b, n: (b, n, 0, 0)),
-        pl.BlockSpec((None, None, S_pad, dv), lambda i, b, n: (b, n, 0, 0)),
-        pl.BlockSpec((None, w.shape[1]), lambda i, b, n: (n, 0)),
-    ]
-    args = [a_t, c_t, v, w]
-    if cfg.has_mask:
-        in_specs.append(
-            pl.BlockSpec((None, bq, S_pad), lambda i, b, n: (mb(b), i, 0))
-        )
-        args.append(mask)
+    in_specs, args = _query_major_inputs(a_t, c_t, v, w, mask, cfg)
     in_specs += [
         pl.BlockSpec((None, None, bq, dv), lambda i, b, n: (b, n, i, 0)),
         pl.BlockSpec((None, None, bq), lambda i, b, n: (b, n, i)),
