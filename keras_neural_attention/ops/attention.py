@@ -8,8 +8,6 @@ exist for the whole sequence at once, and rematerializes each block during
 the backward pass so that training memory is bounded the same way.
 """
 
-import math
-
 import keras
 from keras import ops
 
@@ -212,30 +210,20 @@ def neural_attention(
     if attention_mask is not None:
         mask = ops.expand_dims(ops.cast(attention_mask, "bool"), 1)
 
-    def probabilities(q_block, k_block, mask_block, flat_weights):
-        block_weights = keras.tree.pack_sequence_as(weights, flat_weights)
-        scores = pair_scores(
-            q_block, k_block, block_weights, activation, implementation
-        )
-        return masked_softmax(scores, mask_block)
-
-    def attend(probs):
-        if dropout is not None:
-            probs = dropout(probs)
-        probs = ops.cast(probs, value.dtype)
-        return ops.einsum("bnts,bsnd->btnd", probs, value)
-
     # The block function must see every tensor it differentiates as an
     # argument (rematerialization replays it from its arguments alone).
     flat_weights = keras.tree.flatten(weights)
     fuse_values = dropout is None and not return_attention_scores
 
     def block(q_block, k_block, value_block, mask_block, *flat_w):
-        probs = probabilities(q_block, k_block, mask_block, flat_w)
+        block_weights = keras.tree.pack_sequence_as(weights, flat_w)
+        scores = pair_scores(
+            q_block, k_block, block_weights, activation, implementation
+        )
+        probs = masked_softmax(scores, mask_block)
         if not fuse_values:
             return probs
-        probs = ops.cast(probs, value_block.dtype)
-        return ops.einsum("bnts,bsnd->btnd", probs, value_block)
+        return _attend(probs, value_block)
 
     query_length = q_terms.shape[2]
     chunk = query_chunk_size
@@ -260,8 +248,13 @@ def neural_attention(
                               flat_weights, fuse_values)
     if fuse_values:
         return result, None
-    output = attend(result)
+    output = _attend(result if dropout is None else dropout(result), value)
     return output, (result if return_attention_scores else None)
+
+
+def _attend(probs, value):
+    """`(B, N, T, S)` weights times `(B, S, N, D)` values -> `(B, T, N, D)`."""
+    return ops.einsum("bnts,bsnd->btnd", ops.cast(probs, value.dtype), value)
 
 
 def _causal_mask(query_length, key_length):
