@@ -88,8 +88,9 @@ def leaves_of(a, c, v, layers, wo):
     return [a, c, v, wo] + [t for layer in layers for t in layer]
 
 
-def check(mod, device, verbose=True):
-    """Returns a list of result dicts; raises nothing."""
+def check(mod, device, verbose=True, only=None):
+    """Returns a list of result dicts; raises nothing. `only`: indices of
+    the cases to run (each new shape/network compiles new kernels)."""
     cases = [
         # B, N, T, S, H1, widths, per_head, causal, mask, vdtype
         (2, 3, 300, 257, 2, (1,), False, False, False, torch.float32),
@@ -111,6 +112,8 @@ def check(mod, device, verbose=True):
     results = []
     for i, (b, n, t, s, h1, widths, per_head, causal, use_mask,
             vdtype, *options) in enumerate(cases):
+        if only is not None and i not in only:
+            continue
         options = options[0] if options else {}
         a, c, v, layers, wo = make_inputs(
             b, n, t, s, h1, widths, 64, per_head, torch.float64, device,
@@ -183,16 +186,67 @@ def check(mod, device, verbose=True):
     return results
 
 
+# Cost model (../shared/notes/fused-kernels.md, section 6): an H100 SXM
+# issues 4 schedulers x 32 lanes x 132 SMs x 1.98 GHz = 33.4e12 thread
+# instructions per second on its CUDA cores. The floor counts the float32
+# instructions per (query, key) pair of the cheapest exact formulation the
+# notes give (c = 2, max-plus form), not of what the kernel executes:
+# 2 per first-layer unit (max, fused multiply-add) + 1 (key-side bias), + 3
+# and the layer's width per further layer of the scalar head (add bias, max,
+# multiply), + SOFTMAX_INSTRUCTIONS for the online softmax (mask select,
+# scale, subtract max, row max, row sum, P rounding; the exponential runs on
+# the special-function unit). "Fraction of the issue limit" = floor / time.
+INSTRUCTION_RATE = 33.4e12
+SOFTMAX_INSTRUCTIONS = 6
+
+
+def forward_instructions_per_pair(h1, widths):
+    score = 2 * h1 + 1
+    if widths:
+        score += 3 * len(widths) + sum(widths)
+    return score + SOFTMAX_INSTRUCTIONS
+
+
+def peak_mib(fn):
+    """Peak CUDA memory allocated by `fn()` above what was allocated before
+    (MiB), from `torch.cuda.max_memory_allocated`."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    result = fn()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - before
+    del result
+    return peak / 2**20
+
+
 def bench(mod, device, seq_lengths, configs, causal_flags, dtype, batch,
-          heads, dv, rep_ms, max_pairs_bwd):
+          heads, dv, rep_ms, max_pairs_bwd, max_materialized_gb=40.0):
     import triton
     from torch.nn.attention import SDPBackend
     from torch.nn.attention import sdpa_kernel
     from torch.nn.functional import scaled_dot_product_attention as sdpa
 
+    def timed(fn):
+        try:
+            return triton.testing.do_bench(fn, rep=rep_ms)
+        except Exception as error:  # noqa: BLE001
+            print(f"  failed: {type(error).__name__}: {str(error)[:200]}")
+            torch.cuda.empty_cache()
+            return None
+
+    def measured_peak(fn):
+        try:
+            return peak_mib(fn)
+        except Exception as error:  # noqa: BLE001
+            print(f"  failed: {type(error).__name__}: {str(error)[:200]}")
+            torch.cuda.empty_cache()
+            return None
+
     rows = []
     for causal in causal_flags:
         for t in seq_lengths:
+            pairs = batch * heads * t * t * (0.5 if causal else 1.0)
             # Flash SDPA baseline (q, k, v all (B, N, T, Dv)).
             g = torch.Generator(device="cpu").manual_seed(0)
             q = torch.randn(batch, heads, t, dv, generator=g).to(device, dtype)
@@ -208,24 +262,19 @@ def bench(mod, device, seq_lengths, configs, causal_flags, dtype, batch,
 
             def sdpa_fwdbwd():
                 out = sdpa_fwd()
-                torch.autograd.grad(out, (q, k, v), do)
-
-            def timed(fn):
-                try:
-                    return triton.testing.do_bench(fn, rep=rep_ms)
-                except Exception as error:  # noqa: BLE001
-                    print(f"  failed: {type(error).__name__}: {error}")
-                    torch.cuda.empty_cache()
-                    return None
+                return torch.autograd.grad(out, (q, k, v), do)
 
             base = dict(T=t, causal=causal, B=batch, N=heads, Dv=dv,
                         dtype=str(dtype).replace("torch.", ""))
             sd_f = timed(sdpa_fwd)
             sd_fb = timed(sdpa_fwdbwd)
+            sd_mem = measured_peak(sdpa_fwdbwd)
             rows.append(dict(base, variant="sdpa_flash", fwd_ms=sd_f,
-                             fwdbwd_ms=sd_fb))
-            print(f"{'sdpa_flash':12s} causal={int(causal)} T={t:6d}: fwd "
-                  f"{fmt(sd_f)} ms  fwd+bwd {fmt(sd_fb)} ms", flush=True)
+                             fwdbwd_ms=sd_fb, fwdbwd_peak_mib=sd_mem))
+            print(f"{'sdpa_flash':16s} causal={int(causal)} T={t:6d}: fwd "
+                  f"{fmt(sd_f)} ms  fwd+bwd {fmt(sd_fb)} ms  peak "
+                  f"{fmt(sd_mem)} MiB", flush=True)
+            del q, k, v
             for name in configs:
                 h1, widths = CONFIGS[name]
                 a, c, vv, layers, wo = make_inputs(
@@ -241,24 +290,56 @@ def bench(mod, device, seq_lengths, configs, causal_flags, dtype, batch,
 
                 def fused_fwdbwd():
                     out = fused_fwd()
-                    torch.autograd.grad(out, leaves, do)
+                    return torch.autograd.grad(out, leaves, do)
 
-                pairs = batch * heads * t * t * (0.5 if causal else 1.0)
+                def materialized_fwd():
+                    return mod.reference_neural_attention(
+                        a, c, vv, layers, wo, causal=causal)
+
+                def materialized_fwdbwd():
+                    out = materialized_fwd()
+                    return torch.autograd.grad(out, leaves, do)
+
                 f_ms = timed(fused_fwd)
                 fb_ms = timed(fused_fwdbwd) if pairs <= max_pairs_bwd else None
+                f_mem = (measured_peak(fused_fwdbwd)
+                         if pairs <= max_pairs_bwd else None)
+                limit = (pairs * h1 * 4 * 3) / 1e9 < max_materialized_gb
+                m_ms = timed(materialized_fwd) if limit else None
+                mb_ms = timed(materialized_fwdbwd) if limit else None
+                m_mem = measured_peak(materialized_fwdbwd) if limit else None
+                instr = forward_instructions_per_pair(h1, widths)
+                floor_ms = pairs * instr / INSTRUCTION_RATE * 1e3
                 row = dict(base, variant=f"fused_{name}", H1=h1,
                            widths=list(widths), fwd_ms=f_ms, fwdbwd_ms=fb_ms,
+                           fwdbwd_peak_mib=f_mem,
                            fwd_vs_sdpa=ratio(f_ms, sd_f),
                            fwdbwd_vs_sdpa=ratio(fb_ms, sd_fb),
+                           peak_vs_sdpa=ratio(f_mem, sd_mem),
                            fwd_ps_per_pair=(None if f_ms is None else
-                                            f_ms * 1e9 / pairs))
+                                            f_ms * 1e9 / pairs),
+                           model_fwd_instructions_per_pair=instr,
+                           fwd_issue_floor_ms=floor_ms,
+                           fwd_fraction_of_issue_limit=ratio(floor_ms, f_ms),
+                           materialized_fwd_ms=m_ms,
+                           materialized_fwdbwd_ms=mb_ms,
+                           materialized_fwdbwd_peak_mib=m_mem,
+                           materialized_vs_fused_fwdbwd=ratio(mb_ms, fb_ms))
                 rows.append(row)
-                print(f"{'fused_' + name:12s} causal={int(causal)} T={t:6d}:"
+                print(f"{'fused_' + name:16s} causal={int(causal)} T={t:6d}:"
                       f" fwd {fmt(f_ms)} ms ({fmt(row['fwd_vs_sdpa'])}x "
-                      f"sdpa, {fmt(row['fwd_ps_per_pair'])} ps/pair)  "
-                      f"fwd+bwd {fmt(fb_ms)} ms "
-                      f"({fmt(row['fwdbwd_vs_sdpa'])}x sdpa)", flush=True)
-            torch.cuda.empty_cache()
+                      f"sdpa, {fmt(row['fwd_ps_per_pair'])} ps/pair, "
+                      f"{fmt(row['fwd_fraction_of_issue_limit'])} of issue "
+                      f"limit)  fwd+bwd {fmt(fb_ms)} ms "
+                      f"({fmt(row['fwdbwd_vs_sdpa'])}x sdpa)  peak "
+                      f"{fmt(f_mem)} MiB ({fmt(row['peak_vs_sdpa'])}x)",
+                      flush=True)
+                print(f"{'materialized_' + name:16s} causal={int(causal)} "
+                      f"T={t:6d}: fwd {fmt(m_ms)} ms  fwd+bwd {fmt(mb_ms)} "
+                      f"ms ({fmt(row['materialized_vs_fused_fwdbwd'])}x "
+                      f"fused)  peak {fmt(m_mem)} MiB", flush=True)
+                del a, c, vv, layers, wo, leaves
+                torch.cuda.empty_cache()
     return rows
 
 
@@ -331,6 +412,9 @@ def main(argv=None):
     parser.add_argument("--sweep", type=int, default=None, metavar="T",
                         help="only time a grid of launch options at T=S")
     parser.add_argument("--bench-only", action="store_true")
+    parser.add_argument("--checks", type=int, nargs="+", default=None,
+                        help="indices of the correctness cases to run "
+                             "(default: all)")
     parser.add_argument("--seq-lengths", type=int, nargs="+",
                         default=[512, 1024, 2048, 4096, 8192, 16384])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS),
@@ -370,7 +454,7 @@ def main(argv=None):
                                 getattr(torch, args.dtype), args.batch,
                                 args.heads, args.value_dim, args.rep_ms)
     if not args.bench_only:
-        report["check"] = check(mod, device)
+        report["check"] = check(mod, device, only=args.checks)
         if not all(r["ok"] for r in report["check"]):
             status = 1
     if not args.check_only:
