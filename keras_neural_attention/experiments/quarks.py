@@ -74,6 +74,36 @@ def _pack(tables):
     return (tables.astype(np.int64) * bits).sum(-1)
 
 
+def truth_table_mask(outputs):
+    """Packs a unit's outputs on the points of `boolean_points(n)` (in that
+    order) into the integer truth-table mask of `threshold_tables` and
+    `gated_tables`.
+
+    Args:
+        outputs: `2^n` numbers, the outputs on `boolean_points(n)`; an output
+            counts as 1 when it is positive (`{0, 1}` and `+-1` outputs
+            alike).
+
+    Returns:
+        A Python int: bit `p` is 1 when output `p` is positive.
+
+    Example:
+
+    ```python
+    xor = truth_table_mask([0, 1, 1, 0])     # 0b0110 = 6
+    xor in set(threshold_tables(2).tolist())  # False: no threshold unit
+    ```
+    """
+    outputs = np.asarray(outputs).reshape(-1)
+    size = outputs.size
+    if size < 2 or size & (size - 1) or size > 32:
+        raise ValueError(
+            "Argument `outputs` must hold 2^n outputs with n in 1..5 (the "
+            f"mask is an int64). Received: {size} outputs"
+        )
+    return int(_pack(outputs > 0))
+
+
 def threshold_tables(n, weight_bound=3):
     """Distinct truth tables (packed, sorted) of the threshold units
     `[x . w + b >= 0]` with integer `|w_i| <= weight_bound` and every
