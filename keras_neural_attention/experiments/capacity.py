@@ -54,12 +54,17 @@ Run it with
 import argparse
 import dataclasses
 import importlib.util
-import json
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
+
+from keras_neural_attention.experiments.records import resolve_scale
+from keras_neural_attention.experiments.records import scale_config
+from keras_neural_attention.experiments.records import scale_name
+from keras_neural_attention.experiments.records import (
+    write_json_and_markdown,
+)
 
 ARCHITECTURES = ("threshold", "output_gating", "multiplexing")
 ARCHITECTURE_TITLES = {
@@ -144,22 +149,7 @@ SCALES = {
 def get_scale(scale):
     """A `CapacityScale` from its name in `SCALES` (or a `CapacityScale`,
     returned as is)."""
-    if isinstance(scale, CapacityScale):
-        return scale
-    if scale not in SCALES:
-        raise ValueError(
-            "Argument `scale` must be one of "
-            f"{', '.join(repr(s) for s in SCALES)} or a `CapacityScale`. "
-            f"Received: scale={scale!r}"
-        )
-    return SCALES[scale]
-
-
-def _scale_name(scale):
-    for name, value in SCALES.items():
-        if value == scale:
-            return name
-    return "custom"
+    return resolve_scale(scale, SCALES, CapacityScale)
 
 
 def random_labeled_points(n, num_points, seed=0):
@@ -508,7 +498,7 @@ def run_capacity(scale="default", architectures=ARCHITECTURES, log=None):
                 "first_unfitted": [int(v) for v in first_unfitted],
                 "mean_first_unfitted": float(np.mean(first_unfitted)),
                 "train_time_s": elapsed,
-                "scale": _scale_name(scale_obj),
+                "scale": scale_name(scale_obj, SCALES),
             }
             if architecture == "threshold" and _has_scipy():
                 separable = linearly_separable_counts(
@@ -674,27 +664,17 @@ def write_results(rows, output_dir, metadata=None, stem="capacity"):
 
     if metadata is None:
         metadata = environment_info()
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     first = rows[0] if rows else {}
-    scale = SCALES.get(first.get("scale"))
     payload = {
         "experiment": "memorization-capacity proxy",
         "measures": PROXY_LABEL,
         "scale": first.get("scale"),
-        "scale_config": (
-            json.loads(json.dumps(dataclasses.asdict(scale), default=list))
-            if scale is not None else None
-        ),
+        "scale_config": scale_config(first.get("scale"), SCALES),
         "metadata": metadata,
         "rows": rows,
     }
-    json_path = output_dir / f"{stem}.json"
-    markdown_path = output_dir / f"{stem}.md"
-    json_path.write_text(json.dumps(payload, indent=2) + "\n",
-                         encoding="utf-8")
-    markdown_path.write_text(format_report(rows, metadata), encoding="utf-8")
-    return {"json": str(json_path), "markdown": str(markdown_path)}
+    return write_json_and_markdown(
+        payload, format_report(rows, metadata), output_dir, stem)
 
 
 def main(argv=None):

@@ -26,7 +26,6 @@ process; notebooks and the command line need nothing.
 import contextlib
 import dataclasses
 import datetime
-import json
 import os
 import platform
 import sys
@@ -40,6 +39,11 @@ from keras_neural_attention.experiments.nearest_key import (
     DEFAULT_MODEL_CONFIG,
 )
 from keras_neural_attention.experiments.nearest_key import LAYER_NAMES
+from keras_neural_attention.experiments.records import resolve_scale
+from keras_neural_attention.experiments.records import scale_name
+from keras_neural_attention.experiments.records import (
+    write_json_and_markdown,
+)
 
 RESULTS_DIR = os.path.join("results", "demo")
 MEMORY_LABEL = "peak RSS of the training process (MiB)"
@@ -96,21 +100,7 @@ SCALES = {
 
 def get_scale(scale):
     """A `Scale` from its name in `SCALES` (or a `Scale`, returned as is)."""
-    if isinstance(scale, Scale):
-        return scale
-    if scale not in SCALES:
-        raise ValueError(
-            f"Unknown scale {scale!r}; expected one of {sorted(SCALES)} or a "
-            "`Scale`."
-        )
-    return SCALES[scale]
-
-
-def _scale_name(scale):
-    for name, value in SCALES.items():
-        if value == scale:
-            return name
-    return "custom"
+    return resolve_scale(scale, SCALES, Scale)
 
 
 def _split_seeds(seed):
@@ -299,7 +289,7 @@ def train_one(attention, scale, seed=0, model_config=None, weights_path=None,
         "history": curves,
         "backend": keras.backend.backend(),
         "device": _device_description(),
-        "scale": _scale_name(scale),
+        "scale": scale_name(scale, SCALES),
         "scale_config": dataclasses.asdict(scale),
         "seed": int(seed),
         "model_config": {
@@ -409,7 +399,7 @@ def run_comparison(
             where = "a child process" if isolate else "this process"
             log(
                 f"Training {LAYER_NAMES[attention]} ({attention}) in {where}: "
-                f"scale={_scale_name(scale_obj)}, backend={backend}, "
+                f"scale={scale_name(scale_obj, SCALES)}, backend={backend}, "
                 f"seed={seed} ..."
             )
         if isolate:
@@ -604,10 +594,6 @@ def write_results(rows, output_dir=RESULTS_DIR, metadata=None):
     """
     if metadata is None:
         metadata = environment_info()
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    json_path = output_dir / "comparison.json"
-    markdown_path = output_dir / "comparison.md"
     first = rows[0] if rows else {}
     payload = {
         "task": "nearest-key retrieval",
@@ -618,6 +604,5 @@ def write_results(rows, output_dir=RESULTS_DIR, metadata=None):
         "table": format_table(rows),
         "rows": rows,
     }
-    json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    markdown_path.write_text(format_report(rows, metadata), encoding="utf-8")
-    return {"json": str(json_path), "markdown": str(markdown_path)}
+    return write_json_and_markdown(
+        payload, format_report(rows, metadata), output_dir, "comparison")

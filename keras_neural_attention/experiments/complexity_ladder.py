@@ -48,13 +48,18 @@ default --output-dir DIR`.
 
 import argparse
 import dataclasses
-import json
 import math
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
+
+from keras_neural_attention.experiments.records import resolve_scale
+from keras_neural_attention.experiments.records import scale_config
+from keras_neural_attention.experiments.records import scale_name
+from keras_neural_attention.experiments.records import (
+    write_json_and_markdown,
+)
 
 ATTENTION_KINDS = ("dot_product", "expressive", "neural")
 ATTENTION_TITLES = {
@@ -365,22 +370,7 @@ SCALES = {
 def get_scale(scale):
     """A `LadderScale` from its name in `SCALES` (or a `LadderScale`,
     returned as is)."""
-    if isinstance(scale, LadderScale):
-        return scale
-    if scale not in SCALES:
-        raise ValueError(
-            "Argument `scale` must be one of "
-            f"{', '.join(repr(s) for s in SCALES)} or a `LadderScale`. "
-            f"Received: scale={scale!r}"
-        )
-    return SCALES[scale]
-
-
-def _scale_name(scale):
-    for name, value in SCALES.items():
-        if value == scale:
-            return name
-    return "custom"
+    return resolve_scale(scale, SCALES, LadderScale)
 
 
 def _make_attention_layer(attention, num_heads, key_dim, projection_dim,
@@ -658,7 +648,7 @@ def run_ladder(scale="default", attentions=ATTENTION_KINDS, seeds=None,
         for attention in attentions:
             for seed in seeds:
                 row = train_one(level, attention, scale_obj, seed, index)
-                row["scale"] = _scale_name(scale_obj)
+                row["scale"] = scale_name(scale_obj, SCALES)
                 rows.append(row)
                 if log:
                     log(
@@ -933,29 +923,19 @@ def write_results(rows, output_dir, metadata=None,
 
     if metadata is None:
         metadata = environment_info()
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
     first = rows[0] if rows else {}
-    scale = SCALES.get(first.get("scale"))
     payload = {
         "experiment": "complexity ladder",
         "scale": first.get("scale"),
-        "scale_config": (
-            json.loads(json.dumps(dataclasses.asdict(scale), default=list))
-            if scale is not None else None
-        ),
+        "scale_config": scale_config(first.get("scale"), SCALES),
         "metadata": metadata,
         "verdict": verdict(summary),
         "summary": summary,
         "rows": rows,
     }
-    json_path = output_dir / f"{stem}.json"
-    markdown_path = output_dir / f"{stem}.md"
-    json_path.write_text(json.dumps(payload, indent=2) + "\n",
-                         encoding="utf-8")
-    markdown_path.write_text(format_report(rows, metadata), encoding="utf-8")
-    return {"json": str(json_path), "markdown": str(markdown_path)}
+    return write_json_and_markdown(
+        payload, format_report(rows, metadata), output_dir, stem)
 
 
 def main(argv=None):
