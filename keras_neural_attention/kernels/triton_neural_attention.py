@@ -50,6 +50,16 @@ query rows of a 64 x 64 tile, and with the loop-invariant first-layer terms
 hoisted the H1 = 32 forward kernel spilled 7.4 kB of registers (ptxas,
 sm_90); with it, 0.2 kB (0 with 64 x 32 blocks).
 
+Host work per call: at short sequences the kernels finish before the host
+has issued the next call, so the PyTorch operations around them bound the
+speed. The two fast paths therefore read the caller's weight tensors in
+place (head and row strides are kernel arguments; a shared weight has head
+stride 0) instead of packing them, and no placeholder tensor is allocated for
+an absent mask: a forward call does two layout copies (`a`, `c`) besides its
+kernel, a backward call five small operations besides its kernel
+(`benchmarks/triton_host_overhead.py` counts them). The general path packs
+its weights into zero-padded per-head blocks with differentiable torch ops.
+
 Masking: `mask` (True = keep) is any boolean tensor broadcastable to
 `(B, T, S)` (e.g. `(B, T, S)`, `(1, T, S)`, `(B, 1, S)`); `causal=True` masks
 key `j > i` for query `i` (top-left aligned, also when `T != S`: query `i`
@@ -290,10 +300,12 @@ if HAS_TRITON:
                 m_valid, n_valid, T, S,
                 PATH: tl.constexpr, H1: tl.constexpr, HP: tl.constexpr,
                 NL: tl.constexpr, ACT: tl.constexpr,
-                BM: tl.constexpr, BN: tl.constexpr, RC: tl.constexpr):
+                BM: tl.constexpr, BN: tl.constexpr, RC: tl.constexpr,
+                W_SR: tl.constexpr):
         """Scores `(BM, BN)` of a query block and a key block (no mask, no
         output bias). `RC > 1`: first-layer units in chunks of RC as
-        `(BM, BN, RC)` blocks (paths 0 and 1)."""
+        `(BM, BN, RC)` blocks (paths 0 and 1). `W_SR`: row stride of the
+        second-layer kernel on path 1 (`W_2[r]` is at `w_ptr + r * W_SR`)."""
         if PATH == 0 and RC > 1:
             s = tl.full([BM, BN], 0.0, dtype=tl.float32)
             offs_c = tl.arange(0, RC)
@@ -319,7 +331,7 @@ if HAS_TRITON:
                 c_c = tl.load(
                     ct_ptr + (r0 + offs_c)[None, :] * S + offs_n[:, None],
                     mask=n_valid[:, None] & c_valid[None, :], other=0.0)
-                w_c = tl.load(w_ptr + (r0 + offs_c) * HP, mask=c_valid,
+                w_c = tl.load(w_ptr + (r0 + offs_c) * W_SR, mask=c_valid,
                               other=0.0)
                 z += _sum(_act(a_c[:, None, :] + c_c[None, :, :], ACT)
                           * w_c[None, None, :], axis=2)
@@ -340,7 +352,7 @@ if HAS_TRITON:
                               other=0.0)
                 c_r = tl.load(ct_ptr + r * S + offs_n, mask=n_valid,
                               other=0.0)
-                w_r = tl.load(w_ptr + r * HP)
+                w_r = tl.load(w_ptr + r * W_SR)
                 z += w_r * _act(a_r[:, None] + c_r[None, :], ACT)
             s = tl.load(wo_ptr) * _act(z, ACT)
         else:
@@ -400,13 +412,14 @@ if HAS_TRITON:
     def _fwd_kernel(
         at_ptr, ct_ptr, v_ptr, out_ptr, lse_ptr, mask_ptr,
         w_ptr, b_ptr, wo_ptr,
-        T, S, N, smb, smt, sms,
+        T, S, N, smb, smt, sms, w_sh, b_sh, wo_sh,
         PATH: tl.constexpr, H1: tl.constexpr, HP: tl.constexpr,
         NL: tl.constexpr, NLW: tl.constexpr, ACT: tl.constexpr,
         HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr,
         DV: tl.constexpr, DVP: tl.constexpr,
         LOWP_DOT: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, RC: tl.constexpr,
+        W_SR: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
         bh = tl.program_id(1)
@@ -421,9 +434,9 @@ if HAS_TRITON:
         at_b = at_ptr + bh * H1 * T
         ct_b = ct_ptr + bh * H1 * S
         v_b = v_ptr + bh * S * DV
-        w_b = w_ptr + head * NLW * HP * HP
-        b_b = b_ptr + head * NLW * HP
-        wo_b = wo_ptr + head * HP
+        w_b = w_ptr + head * w_sh
+        b_b = b_ptr + head * b_sh
+        wo_b = wo_ptr + head * wo_sh
 
         m_i = tl.full([BM], float("-inf"), dtype=tl.float32)
         l_i = tl.full([BM], 0.0, dtype=tl.float32)
@@ -437,7 +450,7 @@ if HAS_TRITON:
             n_valid = offs_n < S
             s = _scores(at_b, ct_b, w_b, b_b, wo_b, offs_m, offs_n,
                         m_valid, n_valid, T, S, PATH, H1, HP, NL, ACT,
-                        BM, BN, RC)
+                        BM, BN, RC, W_SR)
             keep = _keep(mask_ptr, batch, offs_m, offs_n, m_valid, n_valid,
                          smb, smt, sms, HAS_MASK, CAUSAL)
             s = tl.where(keep, s * 1.4426950408889634, float("-inf"))
@@ -473,7 +486,7 @@ if HAS_TRITON:
         at_ptr, ct_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, mask_ptr,
         w_ptr, b_ptr, wo_ptr,
         dat_ptr, dct_ptr, dv_ptr, dw_part_ptr,
-        T, S, N, NUM_NB, smb, smt, sms,
+        T, S, N, NUM_NB, smb, smt, sms, w_sh, b_sh, wo_sh,
         PATH: tl.constexpr, H1: tl.constexpr, HP: tl.constexpr,
         NL: tl.constexpr, NLW: tl.constexpr, NLP: tl.constexpr,
         ACT: tl.constexpr,
@@ -481,6 +494,7 @@ if HAS_TRITON:
         DV: tl.constexpr, DVP: tl.constexpr,
         LOWP_DOT: tl.constexpr,
         BM: tl.constexpr, BN: tl.constexpr, RC: tl.constexpr,
+        W_SR: tl.constexpr,
     ):
         pid_n = tl.program_id(0)
         bh = tl.program_id(1)
@@ -499,9 +513,9 @@ if HAS_TRITON:
         ct_b = ct_ptr + bh * H1 * S
         dat_b = dat_ptr + bh * H1 * T
         dct_b = dct_ptr + bh * H1 * S
-        w_b = w_ptr + head * NLW * HP * HP
-        b_b = b_ptr + head * NLW * HP
-        wo_b = wo_ptr + head * HP
+        w_b = w_ptr + head * w_sh
+        b_b = b_ptr + head * b_sh
+        wo_b = wo_ptr + head * wo_sh
 
         vt = tl.load(
             v_ptr + bh * S * DV + offs_n[:, None] * DV + offs_d[None, :],
@@ -538,7 +552,7 @@ if HAS_TRITON:
             # are the ones each thread holds few of.
             s_t = _scores(ct_b, at_b, w_b, b_b, wo_b, offs_n, offs_m,
                           n_valid, m_valid, S, T, PATH, H1, HP, NL, ACT,
-                          BN, BM, RC)
+                          BN, BM, RC, W_SR)
             keep_t = n_valid[:, None] & m_valid[None, :]
             if CAUSAL:
                 keep_t = keep_t & (offs_n[:, None] <= offs_m[None, :])
@@ -574,7 +588,7 @@ if HAS_TRITON:
                                   other=0.0)
                     c_r = tl.load(ct_b + r * S + offs_n, mask=n_valid,
                                   other=0.0)
-                    z += tl.load(w_b + r * HP) * _act(
+                    z += tl.load(w_b + r * W_SR) * _act(
                         c_r[:, None] + a_r[None, :], ACT)
                 hz = _act(z, ACT)
                 dwo_acc += tl.where(
@@ -586,7 +600,7 @@ if HAS_TRITON:
                 for r in tl.static_range(H1):
                     dw_r = _unit_backward(
                         ct_b, at_b, dct_b, dat_b, r, S, T, offs_n, offs_m,
-                        n_valid, m_valid, g, tl.load(w_b + r * HP), ACT)
+                        n_valid, m_valid, g, tl.load(w_b + r * W_SR), ACT)
                     dwcol_acc += tl.where(offs_h == r, dw_r, 0.0)
             else:
                 pre0 = _first3(ct_b, at_b, offs_n, offs_m, n_valid, m_valid,
@@ -682,10 +696,10 @@ def _default_blocks(path, hp, block_m, block_n):
 
 def _prepare_mask(mask, batch, t, s, device):
     """A uint8 view of `mask` broadcast to `(batch, t, s)` (no copy for
-    broadcast axes) and its three element strides."""
+    broadcast axes) and its three element strides; `(None, (0, 0, 0))`
+    without a mask."""
     if mask is None:
-        dummy = torch.zeros((1,), dtype=torch.uint8, device=device)
-        return dummy, (0, 0, 0)
+        return None, (0, 0, 0)
     if mask.dim() == 4:
         if mask.shape[1] != 1:
             raise ValueError(
@@ -700,19 +714,75 @@ def _prepare_mask(mask, batch, t, s, device):
     return mask, tuple(mask.stride())
 
 
+def _float32_weight(x, base_rank, num_heads, device):
+    """`x` as float32 on `device`, checked to be shared (`base_rank` dims)
+    or per head (a leading axis of size `num_heads`)."""
+    x = x.to(device=device, dtype=torch.float32)
+    if x.dim() != base_rank and (
+        x.dim() != base_rank + 1 or x.shape[0] != num_heads
+    ):
+        raise ValueError(
+            "Per-head scoring weights must have a leading axis of size "
+            f"num_heads={num_heads}. Received shape {tuple(x.shape)}"
+        )
+    return x
+
+
+def _check_output_kernel(wo, fan_in, output_kernel):
+    if tuple(wo.shape[-2:]) != (fan_in, 1):
+        raise ValueError(
+            f"`output_kernel` must have shape ({fan_in}, 1) or "
+            f"(num_heads, {fan_in}, 1). Received {tuple(output_kernel.shape)}"
+        )
+
+
+def _direct_weights(hidden_layers, output_kernel, num_heads, h1, path,
+                    device):
+    """The weights of the two fast paths as the kernels read them, without
+    copies: `(w, b, wo, strides)`, `strides = (w_sh, b_sh, wo_sh, w_sr)`
+    (head strides are 0 for weights shared by every head).
+
+    Path 0 reads `w_out[r]` at `wo + head * wo_sh + r`; path 1 reads
+    `W_2[r, 0]` at `w + head * w_sh + r * w_sr`, `b_2[0]` and `w_out[0]`.
+    `w` and `b` are None on path 0.
+    """
+    w = b = None
+    w_sh = b_sh = 0
+    w_sr = 1
+    fan_in = h1
+    if path == PATH_SCALAR_HEAD:
+        ((kernel, bias),) = hidden_layers
+        w = _float32_weight(kernel, 2, num_heads, device)
+        if w.shape[-2] != h1:
+            raise ValueError(
+                f"Hidden kernel of shape {tuple(kernel.shape)} does not "
+                f"follow a layer of width {h1}."
+            )
+        if bias is None:
+            bias = torch.zeros((1,), device=device)
+        b = _float32_weight(bias, 1, num_heads, device)
+        # `W_2[r, 0]` of head n is w[n, r, 0]: any strides, no copy.
+        w_sh = w.stride(0) if w.dim() == 3 else 0
+        w_sr = w.stride(-2)
+        b_sh = b.stride(0) if b.dim() == 2 else 0
+        fan_in = 1
+    wo = _float32_weight(output_kernel, 2, num_heads, device)
+    _check_output_kernel(wo, fan_in, output_kernel)
+    if wo.stride(-2) != 1:
+        wo = wo.contiguous()
+    wo_sh = wo.stride(0) if wo.dim() == 3 else 0
+    return w, b, wo, (w_sh, b_sh, wo_sh, w_sr)
+
+
 def _pack_weights(hidden_layers, output_kernel, num_heads, h1, hp, device):
-    """Per-head, zero-padded weights, built with differentiable torch ops:
-    W (N, NLW, HP, HP), b (N, NLW, HP), w_out (N, HP)."""
+    """Per-head, zero-padded weights of the general path, built with
+    differentiable torch ops: W (N, NLW, HP, HP), b (N, NLW, HP), w_out
+    (N, HP)."""
 
     def per_head(x, base_rank):
-        x = x.to(device=device, dtype=torch.float32)
+        x = _float32_weight(x, base_rank, num_heads, device)
         if x.dim() == base_rank:
             x = x.unsqueeze(0).expand((num_heads,) + tuple(x.shape))
-        elif x.shape[0] != num_heads:
-            raise ValueError(
-                "Per-head scoring weights must have a leading axis of size "
-                f"num_heads={num_heads}. Received shape {tuple(x.shape)}"
-            )
         return x
 
     kernels, biases = [], []
@@ -739,11 +809,7 @@ def _pack_weights(hidden_layers, output_kernel, num_heads, h1, hp, device):
         w = torch.zeros((num_heads, 1, hp, hp), device=device)
         b = torch.zeros((num_heads, 1, hp), device=device)
     wo = per_head(output_kernel, 2)
-    if tuple(wo.shape[1:]) != (fan_in, 1):
-        raise ValueError(
-            f"`output_kernel` must have shape ({fan_in}, 1) or "
-            f"(num_heads, {fan_in}, 1). Received {tuple(output_kernel.shape)}"
-        )
+    _check_output_kernel(wo, fan_in, output_kernel)
     wo = torch.nn.functional.pad(wo[..., 0], (0, hp - fan_in))
     return w.contiguous(), b.contiguous(), wo.contiguous()
 
@@ -761,18 +827,53 @@ def _launch_options(num_warps, num_stages, backward=False):
     return options
 
 
+def _weight_gradients(parts, path, h1, hp, nlp, w, b, wo):
+    """Gradients of `w`, `b`, `wo` (shaped like them) from the per-program
+    partials `(B, N, num_key_blocks, part)` laid out as
+    `[W (NLP, HP, HP) | b (NLP, HP) | w_out (HP)]`."""
+    w_end = nlp * hp * hp
+    b_end = w_end + nlp * hp
+    if path == PATH_GENERAL:
+        parts = parts.sum(dim=(0, 2))  # (N, part)
+        heads, nlw = w.shape[0], w.shape[1]
+        dw = parts[:, :w_end].reshape(heads, nlp, hp, hp)[:, :nlw]
+        db = parts[:, w_end:b_end].reshape(heads, nlp, hp)[:, :nlw]
+        return dw, db, parts[:, b_end:]
+    # Fast paths: the weights are the caller's own tensors, shared (sum
+    # the partials over heads too) or per head.
+    shared = [x.dim() == base for x, base in ((w, 2), (b, 1), (wo, 2))
+              if x is not None]
+    if all(shared):
+        parts = parts.sum(dim=(0, 1, 2))[None]  # (1, part)
+    else:
+        parts = parts.sum(dim=(0, 2))
+
+    def like(grad, x, base_rank):  # grad: (N or 1, units)
+        if x.dim() == base_rank:  # shared by every head
+            grad = grad[0] if grad.shape[0] == 1 else grad.sum(0)
+        return grad.reshape(x.shape)
+
+    if path == PATH_SINGLE:
+        return None, None, like(parts[:, b_end:b_end + h1], wo, 2)
+    dw = like(parts[:, 0:h1 * hp:hp], w, 2)
+    db = like(parts[:, w_end:w_end + 1], b, 1)
+    return dw, db, like(parts[:, b_end:b_end + 1], wo, 2)
+
+
 class _NeuralAttentionFunction(torch.autograd.Function):
     """Autograd wrapper of the forward and backward Triton kernels.
 
-    Inputs are float32 `a (B, N, T, H1)`, `c (B, N, S, H1)`, `v`, the packed
-    weights of `_pack_weights` and the prepared mask; only `out` is
+    Inputs are float32 `a (B, N, T, H1)`, `c (B, N, S, H1)`, `v`, the
+    weights (packed by `_pack_weights` on the general path; the caller's
+    tensors, from `_direct_weights`, on the two fast paths, where `w` and
+    `b` may be None) and the prepared mask (or None); only `out` is
     returned.
     """
 
     @staticmethod
     def forward(ctx, a, c, v, w, b, wo, mask, config):
-        (mask_strides, has_mask, causal, path, act, nl, hp, bm, bn, rc,
-         num_warps, num_stages) = config
+        (mask_strides, has_mask, causal, path, act, nl, nlw, hp, bm, bn, rc,
+         weight_strides, num_warps, num_stages) = config
         batch, heads, t, h1 = a.shape
         s = c.shape[2]
         dv = v.shape[3]
@@ -784,15 +885,19 @@ class _NeuralAttentionFunction(torch.autograd.Function):
         lse = torch.empty((batch, heads, t), dtype=torch.float32,
                           device=v.device)
         lowp = v.dtype != torch.float32 and not _interpreting()
-        nlw = w.shape[1]
         dvp = max(16, _next_pow2(dv))
+        w_sh, b_sh, wo_sh, w_sr = weight_strides
+        # Pointers the kernel never reads (no mask; no W, b on path 0).
+        mask_arg = v if mask is None else mask
+        w_arg = wo if w is None else w
+        b_arg = wo if b is None else b
         grid = (triton.cdiv(t, bm), batch * heads)
         _fwd_kernel[grid](
-            at, ct, v, out, lse, mask, w, b, wo,
-            t, s, heads, *mask_strides,
+            at, ct, v, out, lse, mask_arg, w_arg, b_arg, wo,
+            t, s, heads, *mask_strides, w_sh, b_sh, wo_sh,
             PATH=path, H1=h1, HP=hp, NL=nl, NLW=nlw, ACT=act,
             HAS_MASK=has_mask, CAUSAL=causal, DV=dv, DVP=dvp,
-            LOWP_DOT=lowp, BM=bm, BN=bn, RC=rc,
+            LOWP_DOT=lowp, BM=bm, BN=bn, RC=rc, W_SR=w_sr,
             **_launch_options(num_warps, num_stages),
         )
         ctx.save_for_backward(at, ct, v, w, b, wo, mask, out, lse)
@@ -802,41 +907,43 @@ class _NeuralAttentionFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         at, ct, v, w, b, wo, mask, out, lse = ctx.saved_tensors
-        (mask_strides, has_mask, causal, path, act, nl, hp, bm, bn, rc,
-         num_warps, num_stages) = ctx.config
+        (mask_strides, has_mask, causal, path, act, nl, nlw, hp, bm, bn, rc,
+         weight_strides, num_warps, num_stages) = ctx.config
         batch, heads, h1, t = at.shape
         s = ct.shape[3]
         dv = v.shape[3]
         grad_out = grad_out.to(v.dtype).contiguous()
-        delta = (grad_out.float() * out.float()).sum(-1).contiguous()
-        nlw = w.shape[1]
+        delta = (grad_out.float() * out.float()).sum(-1)
         nlp = _next_pow2(nlw)
         num_nb = triton.cdiv(s, bn)
         part_size = nlp * hp * hp + nlp * hp + hp
         dat = torch.zeros_like(at)
-        dct = torch.zeros_like(ct)
+        # The general path stores dC once per key block; the fast paths add
+        # it per hidden unit, atomically.
+        dct = (torch.empty_like(ct) if path == PATH_GENERAL
+               else torch.zeros_like(ct))
         dv_t = torch.empty_like(v)
-        parts = torch.zeros((batch, heads, num_nb, part_size),
+        # Every entry `_weight_gradients` reads is written by each program.
+        parts = torch.empty((batch, heads, num_nb, part_size),
                             dtype=torch.float32, device=v.device)
         lowp = v.dtype != torch.float32 and not _interpreting()
         dvp = max(16, _next_pow2(dv))
+        w_sh, b_sh, wo_sh, w_sr = weight_strides
         grid = (num_nb, batch * heads)
         _bwd_kernel[grid](
-            at, ct, v, grad_out, lse, delta, mask, w, b, wo,
+            at, ct, v, grad_out, lse, delta,
+            v if mask is None else mask,
+            wo if w is None else w, wo if b is None else b, wo,
             dat, dct, dv_t, parts,
-            t, s, heads, num_nb, *mask_strides,
+            t, s, heads, num_nb, *mask_strides, w_sh, b_sh, wo_sh,
             PATH=path, H1=h1, HP=hp, NL=nl, NLW=nlw, NLP=nlp, ACT=act,
             HAS_MASK=has_mask, CAUSAL=causal, DV=dv, DVP=dvp,
-            LOWP_DOT=lowp, BM=bm, BN=bn, RC=rc,
+            LOWP_DOT=lowp, BM=bm, BN=bn, RC=rc, W_SR=w_sr,
             **_launch_options(num_warps, num_stages, backward=True),
         )
-        parts = parts.sum(dim=(0, 2))  # (N, part_size)
-        dw = parts[:, : nlp * hp * hp].reshape(heads, nlp, hp, hp)[:, :nlw]
-        db = parts[:, nlp * hp * hp: nlp * hp * hp + nlp * hp].reshape(
-            heads, nlp, hp)[:, :nlw]
-        dwo = parts[:, nlp * hp * hp + nlp * hp:]
-        da = dat.transpose(-1, -2)
-        return da, dct.transpose(-1, -2), dv_t, dw, db, dwo, None, None
+        dw, db, dwo = _weight_gradients(parts, path, h1, hp, nlp, w, b, wo)
+        return (dat.transpose(-1, -2), dct.transpose(-1, -2), dv_t, dw, db,
+                dwo, None, None)
 
 
 def triton_neural_attention(
@@ -923,14 +1030,25 @@ def triton_neural_attention(
     path = _path(tuple(widths[1:]))
     hp = max(2, _next_pow2(max(widths)))
     bm, bn = _default_blocks(path, hp, block_m, block_n)
-    w, b, wo = _pack_weights(hidden_layers, output_kernel, heads, h1, hp,
-                             v.device)
+    if path == PATH_GENERAL:
+        w, b, wo = _pack_weights(hidden_layers, output_kernel, heads, h1,
+                                 hp, v.device)
+        weight_strides = (w.stride(0), b.stride(0), wo.stride(0), hp)
+        nlw = w.shape[1]
+    else:
+        # No packing on the fast paths: the few per-unit scalars are read
+        # from the caller's tensors (fewer ops per call; at small T the
+        # call's host time, not the kernels, bounds the speed).
+        w, b, wo, weight_strides = _direct_weights(
+            hidden_layers, output_kernel, heads, h1, path, v.device)
+        nlw = 1
     mask_t, mask_strides = _prepare_mask(mask, batch, t, s, v.device)
     if score_chunk is None:
         score_chunk = 1
     rc = min(_next_pow2(score_chunk), _next_pow2(h1))
     config = (mask_strides, mask is not None, bool(causal), path, act,
-              len(hidden_layers), hp, bm, bn, rc, num_warps, num_stages)
+              len(hidden_layers), nlw, hp, bm, bn, rc, weight_strides,
+              num_warps, num_stages)
     return _NeuralAttentionFunction.apply(
         a.float(), c.float(), v, w, b, wo, mask_t, config)
 

@@ -222,6 +222,95 @@ def test_causal_with_more_queries_than_keys():
     run_and_compare(case, True)
 
 
+def _compare_weights(a, c, v, layers, wo, mask=None):
+    """Fused vs float64 reference, with the weights exactly as `layers` and
+    `wo` hold them (any layout, float32 or float64, biases may be None)."""
+
+    def tensors(layers, wo):
+        return [x for layer in layers for x in layer if x is not None] + [wo]
+
+    def rebuild(xs):
+        it = iter(xs)
+        new_layers = [tuple(None if x is None else next(it) for x in layer)
+                      for layer in layers]
+        return new_layers, next(it)
+
+    inputs = [a, c, v] + tensors(layers, wo)
+    for x in inputs:
+        x.requires_grad_(True)
+    ref_inputs = [x.detach().double().requires_grad_(True) for x in inputs]
+    ref = tna.reference_neural_attention(
+        *ref_inputs[:3], *rebuild(ref_inputs[3:]), mask=mask)
+    ref_grads = torch.autograd.grad(ref.sum(), ref_inputs)
+    out = tna.triton_neural_attention(
+        a, c, v, *rebuild(inputs[3:]), mask=mask, block_m=16, block_n=16)
+    grads = torch.autograd.grad(out.double().sum(), inputs)
+    torch.testing.assert_close(out.double(), ref.detach(), atol=FWD_TOL,
+                               rtol=FWD_TOL)
+    for got, want, x in zip(grads, ref_grads, inputs):
+        assert got.shape == x.shape and got.dtype == x.dtype
+        torch.testing.assert_close(got.double(), want, atol=GRAD_TOL,
+                                   rtol=GRAD_TOL)
+
+
+@pytest.mark.parametrize("layout", [
+    "strided_kernel", "expanded_per_head", "mixed_per_head", "float64",
+    "no_bias"])
+def test_scalar_head_path_reads_caller_weights(layout):
+    # The single-layer and scalar-head paths hand the caller's weight
+    # tensors to the kernels with their strides (no packing copy): check
+    # layouts other than contiguous float32 ones, and their gradients.
+    heads, h1 = 2, 3
+    a, c, v, layers, wo, mask = make_case(40, 2, heads, 21, 26, h1, (1,),
+                                          False, False, "keys")
+    (kernel, bias), = layers
+    a, c, v = a.float(), c.float(), v.float()
+    kernel, bias, wo = kernel.float(), bias.float(), wo.float()
+    if layout == "strided_kernel":  # (H1, 1) view with row stride 2
+        kernel = torch.stack([kernel[:, 0], -kernel[:, 0]], 1)[:, :1]
+        assert kernel.stride(0) == 2
+    elif layout == "expanded_per_head":  # per-head views with stride 0
+        kernel = kernel.expand(heads, h1, 1)
+        bias = bias.expand(heads, 1)
+        wo = wo.expand(heads, 1, 1)
+    elif layout == "mixed_per_head":  # per-head kernel, shared b and w_out
+        kernel = kernel[None] * torch.tensor([1.0, -0.5])[:, None, None]
+    elif layout == "float64":
+        kernel, bias, wo = kernel.double(), bias.double(), wo.double()
+    elif layout == "no_bias":
+        bias = None
+    _compare_weights(a, c, v, [(kernel, bias)], wo, mask)
+
+
+@pytest.mark.parametrize("per_head", [False, True])
+def test_single_layer_path_output_kernel_view(per_head):
+    # Path 0 with an output kernel whose unit stride is not 1 (a copy is
+    # made) or that is shared by the heads.
+    a, c, v, _, _, mask = make_case(41, 1, 2, 18, 22, 4, (), False, True,
+                                    "dense")
+    lead = (2,) if per_head else ()
+    wo = torch.randn(*lead, 4, 2)[..., :1]
+    assert wo.stride(-2) == 2
+    _compare_weights(a.float(), c.float(), v.float(), [], wo, mask)
+
+
+def test_wrong_weight_shapes_raise():
+    a, c, v, layers, wo, _ = make_case(42, 1, 2, 8, 8, 2, (1,), False,
+                                       False, None)
+    a, c, v = a.float(), c.float(), v.float()
+    (kernel, bias), = layers
+    with pytest.raises(ValueError, match="num_heads=2"):
+        tna.triton_neural_attention(
+            a, c, v, [(kernel.float()[None].repeat(3, 1, 1), bias.float())],
+            wo.float())
+    with pytest.raises(ValueError, match="does not follow a layer of width"):
+        tna.triton_neural_attention(
+            a, c, v, [(torch.zeros(3, 1), bias.float())], wo.float())
+    with pytest.raises(ValueError, match="output_kernel"):
+        tna.triton_neural_attention(
+            a, c, v, [(kernel.float(), bias.float())], torch.zeros(2, 1))
+
+
 def test_everything_masked_gives_zeros_and_zero_grads():
     a, c, v, layers, wo, _ = make_case(25, 1, 2, 19, 23, 2, (1,), False,
                                        False, None)
