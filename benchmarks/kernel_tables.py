@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""Renders the GPU result files of the fused-kernel checks as markdown.
+"""Renders the result files of the fused-kernel checks as markdown.
 
-Reads the JSON files written by `triton_kernel_check.py` (bench section) and
-`pallas_kernel_check.py`, and prints the tables quoted in
+Reads the JSON files written by `triton_kernel_check.py` (bench section),
+`pallas_kernel_check.py` and `layer_gpu_check.py` (on a GPU), and by
+`triton_host_overhead.py` and `triton_compile_report.py` (no GPU needed;
+each given as a before / after pair), and prints the tables quoted in
 `docs/benchmarks.md` and in the issue notes, so that no number there is typed
 by hand:
 
@@ -10,6 +12,8 @@ by hand:
         --triton benchmarks/results/2026-11-23-h100-kernel-checks/triton_bench_T512-16384.json \
         --pallas benchmarks/results/2026-11-23-h100-kernel-checks/pallas_bench_T512-8192.json \
         --layer benchmarks/results/2026-11-23-h100-kernel-checks/layer_gpu_check-torch.json
+    python benchmarks/kernel_tables.py \
+        --host BEFORE.json AFTER.json --compile BEFORE.json AFTER.json
 
 Standard library only.
 """
@@ -175,15 +179,93 @@ def layer_table(report):
     return "\n".join(lines)
 
 
+def _rows_by(report, *keys):
+    return {tuple(row[k] for k in keys): row for row in report["rows"]}
+
+
+def host_overhead_table(before, after):
+    """Markdown comparing two `triton_host_overhead.py` reports."""
+    old = _rows_by(before, "config")
+    shape = after["shape"]
+    lines = [
+        f"PyTorch work around the Triton kernels per call (kernels stubbed; "
+        f"{after['device']}, torch {after['torch']}, B = {shape['B']}, "
+        f"{shape['N']} heads, T = S = {shape['T']}, Dv = {shape['Dv']}, "
+        "shared weights). Device ops = ATen operators that are not views or "
+        "allocations (on CUDA, each launches at least one kernel); host "
+        f"time = median of {after['repeats']} x {after['calls']} forward + "
+        f"backward calls. Before = `{before['label']}`, after = "
+        f"`{after['label']}`.",
+        "",
+        "| network | forward device ops | backward device ops | all ATen ops "
+        "(fwd + bwd) | host us per fwd+bwd |",
+        "|---|---|---|---|---|",
+    ]
+    for row in after["rows"]:
+        prev = old.get((row["config"],))
+        if prev is None:
+            continue
+
+        def pair(key, prev=prev, row=row):
+            return f"{prev[key]} -> {row[key]}"
+
+        total_old = prev["forward_aten_ops"] + prev["backward_aten_ops"]
+        total_new = row["forward_aten_ops"] + row["backward_aten_ops"]
+        lines.append(
+            f"| {row['config']} | {pair('forward_device_ops')} | "
+            f"{pair('backward_device_ops')} | {total_old} -> {total_new} | "
+            f"{prev['host_us_median']:.0f} -> {row['host_us_median']:.0f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def compile_table(before, after):
+    """Markdown comparing two `triton_compile_report.py` reports."""
+    old = _rows_by(before, "config", "kernel")
+    shape = after["shape"]
+    lines = [
+        f"Triton {after['triton']} compiled for {after['arch']} without a "
+        f"GPU (`triton_compile_report.py`; T = S = {shape['T']}, Dv = "
+        f"{shape['Dv']}, default launch options). Registers per thread "
+        "(limit 255) and spilled bytes per thread. Before = "
+        f"`{before['label']}`, after = `{after['label']}`.",
+        "",
+        "| network | activation | dtype | causal | mask | kernel | registers "
+        "| spilled bytes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in after["rows"]:
+        prev = old.get((row["config"], row["kernel"]))
+        regs = str(row["registers"])
+        spill = str(row["spill_bytes"])
+        if prev is not None:
+            regs = f"{prev['registers']} -> {regs}"
+            spill = f"{prev['spill_bytes']} -> {spill}"
+        widths = "x".join(str(w) for w in [row["H1"]] + row["widths"])
+        lines.append(
+            f"| {row['config']} ({widths}) | {row['activation']} | "
+            f"{row['dtype']} | {'yes' if row['causal'] else 'no'} | "
+            f"{'yes' if row['mask'] else 'no'} | {row['kernel']} | {regs} | "
+            f"{spill} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--triton", help="triton_kernel_check.py JSON")
     parser.add_argument("--pallas", help="pallas_kernel_check.py JSON")
     parser.add_argument("--layer", nargs="+", default=[],
                         help="layer_gpu_check.py JSON file(s)")
+    parser.add_argument("--host", nargs=2, metavar=("BEFORE", "AFTER"),
+                        help="two triton_host_overhead.py JSON files")
+    parser.add_argument("--compile", nargs=2, metavar=("BEFORE", "AFTER"),
+                        help="two triton_compile_report.py JSON files")
     args = parser.parse_args(argv)
-    if not (args.triton or args.pallas or args.layer):
-        parser.error("give --triton, --pallas and/or --layer")
+    if not (args.triton or args.pallas or args.layer or args.host
+            or args.compile):
+        parser.error("give --triton, --pallas, --layer, --host and/or "
+                     "--compile")
     parts = []
     if args.triton:
         with open(args.triton) as f:
@@ -194,6 +276,14 @@ def main(argv=None):
     for path in args.layer:
         with open(path) as f:
             parts.append(layer_table(json.load(f)))
+    for pair, render in ((args.host, host_overhead_table),
+                         (args.compile, compile_table)):
+        if pair:
+            reports = []
+            for path in pair:
+                with open(path) as f:
+                    reports.append(json.load(f))
+            parts.append(render(*reports))
     print("\n".join(parts))
     return 0
 

@@ -123,3 +123,50 @@ def test_recorded_results_render(tables, capsys):
 def test_main_requires_an_input(tables):
     with pytest.raises(SystemExit):
         tables.main([])
+
+
+HOST_RESULTS = REPO_ROOT / "benchmarks" / "results" / (
+    "2026-11-23-cpu-triton-host")
+
+
+def _host_report(label, fwd, bwd, us):
+    row = dict(config="paper", forward_device_ops=fwd,
+               backward_device_ops=bwd, forward_aten_ops=fwd + 5,
+               backward_aten_ops=bwd + 7, host_us_median=us)
+    return dict(label=label, device="CPU", torch="0", repeats=3, calls=2,
+                shape=dict(B=1, N=8, T=128, Dv=64), rows=[row])
+
+
+def test_host_overhead_table_pairs_rows(tables):
+    text = tables.host_overhead_table(_host_report("old", 8, 13, 180.4),
+                                      _host_report("new", 2, 5, 109.6))
+    assert "| paper | 8 -> 2 | 13 -> 5 | 33 -> 19 | 180 -> 110 |" in text
+    assert "Before = `old`, after = `new`" in text
+
+
+def test_compile_table_marks_changes(tables):
+    def report(label, regs, spill):
+        row = dict(config="paper", kernel="backward", H1=2, widths=[1],
+                   activation="relu", dtype="bfloat16", causal=False,
+                   mask=True, registers=regs, spill_bytes=spill)
+        return dict(label=label, triton="3.9.0", arch="sm_90",
+                    shape=dict(T=1024, Dv=64), rows=[row])
+
+    text = tables.compile_table(report("a", 255, 8), report("b", 249, 0))
+    assert ("| paper (2x1) | relu | bfloat16 | no | yes | backward | "
+            "255 -> 249 | 8 -> 0 |") in text
+
+
+def test_recorded_host_results_are_the_docs_tables(tables, capsys):
+    def pair(kind):
+        return [str(HOST_RESULTS / f"triton-{kind}-{label}.json")
+                for label in ("79e0b33", "direct-weights")]
+
+    assert tables.main(["--host", *pair("host-overhead"),
+                        "--compile", *pair("compile-report")]) == 0
+    out = capsys.readouterr().out
+    docs = (REPO_ROOT / "docs" / "benchmarks.md").read_text()
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert len(rows) >= 2 + 3 + 12  # headers, 3 networks, 12 kernels
+    for line in rows:
+        assert line in docs
