@@ -15,6 +15,9 @@ from keras_neural_attention.layers.expressive_attention import (
 from keras_neural_attention.layers.neural_attention import NeuralAttention
 from keras_neural_attention.layers.output_gating import OutputGating
 from keras_neural_attention.layers.patch_embedding import PatchEmbedding
+from keras_neural_attention.layers.scaled_sinusoidal_encoding import (
+    ScaledSinusoidalEncoding,
+)
 from keras_neural_attention.layers.synaptic_gating import SynapticGating
 from keras_neural_attention.layers.transformer_encoder_block import (
     TransformerEncoderBlock,
@@ -28,6 +31,7 @@ __all__ = [
     "NeuralAttention",
     "OutputGating",
     "PatchEmbedding",
+    "ScaledSinusoidalEncoding",
     "SynapticGating",
     "TransformerEncoderBlock",
 ]

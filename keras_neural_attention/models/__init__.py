@@ -16,7 +16,8 @@ _EXPORTS = {
     "paper_lm_backbone": "causal_lm",
     "paper_lm_causal_lm": "causal_lm",
     "paper_lm_parameter_count": "causal_lm",
-    "ScaledSinusoidalEncoding": "scaled_sinusoidal_encoding",
+    # A layer (no KerasHub needed); also exported here, where it started.
+    "ScaledSinusoidalEncoding": "keras_neural_attention.layers",
     "TransformerDecoder": "transformer_decoder",
     "RELEASED_CODE_VISION_PARAMETER_COUNTS": "vit",
     "VisionTransformerBackbone": "vit",
@@ -41,7 +42,9 @@ def __getattr__(name):
         raise AttributeError(
             f"module {__name__!r} has no attribute {name!r}"
         )
-    module = importlib.import_module(f"{__name__}.{module_name}")
+    if "." not in module_name:
+        module_name = f"{__name__}.{module_name}"
+    module = importlib.import_module(module_name)
     value = getattr(module, name)
     globals()[name] = value
     return value

@@ -14,10 +14,10 @@ import keras_hub
 from keras_neural_attention.models.biased_reversible_embedding import (
     BiasedReversibleEmbedding,
 )
-from keras_neural_attention.models.scaled_sinusoidal_encoding import (
+from keras_neural_attention.layers.scaled_sinusoidal_encoding import (
     FREQUENCIES,
 )
-from keras_neural_attention.models.scaled_sinusoidal_encoding import (
+from keras_neural_attention.layers.scaled_sinusoidal_encoding import (
     ScaledSinusoidalEncoding,
 )
 from keras_neural_attention.models.transformer_decoder import ATTENTION_TYPES

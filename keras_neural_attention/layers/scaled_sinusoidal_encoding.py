@@ -57,7 +57,7 @@ class ScaledSinusoidalEncoding(keras.layers.Layer):
 
     ```python
     import numpy as np
-    from keras_neural_attention.models import ScaledSinusoidalEncoding
+    from keras_neural_attention.layers import ScaledSinusoidalEncoding
 
     x = np.random.normal(size=(2, 8, 16)).astype("float32")
     y = ScaledSinusoidalEncoding(max_sequence_length=8)(x)   # (2, 8, 16)

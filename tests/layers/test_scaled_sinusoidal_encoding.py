@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_neural_attention.models import ScaledSinusoidalEncoding
+from keras_neural_attention.layers import ScaledSinusoidalEncoding
 
 
 def released_code_signal(length, depth):
