@@ -51,7 +51,6 @@ Run it with
 --output-dir DIR`.
 """
 
-import argparse
 import dataclasses
 import importlib.util
 import time
@@ -60,6 +59,7 @@ import keras
 import numpy as np
 
 from keras_neural_attention.experiments.records import resolve_scale
+from keras_neural_attention.experiments.records import run_cli
 from keras_neural_attention.experiments.records import scale_config
 from keras_neural_attention.experiments.records import scale_name
 from keras_neural_attention.experiments.records import (
@@ -680,7 +680,8 @@ def write_results(rows, output_dir, metadata=None, stem="capacity"):
 def main(argv=None):
     """Command line: runs the capacity proxy at a scale and writes result
     files."""
-    parser = argparse.ArgumentParser(
+    return run_cli(
+        argv,
         prog="python -m keras_neural_attention.experiments.capacity",
         description=(
             "Trained memorization-capacity proxy of a threshold unit, an "
@@ -688,31 +689,13 @@ def main(argv=None):
             "<stem>.json and <stem>.md. Set KERAS_BACKEND to choose the "
             "backend."
         ),
+        scales=SCALES,
+        default_output_dir="results/capacity",
+        stem_prefix="capacity",
+        run=run_capacity,
+        write_results=write_results,
+        report=format_table,
     )
-    parser.add_argument("--scale", choices=tuple(SCALES), default="default")
-    parser.add_argument("--output-dir", default="results/capacity")
-    parser.add_argument(
-        "--stem", default=None,
-        help="file name stem (default: capacity-<backend>)",
-    )
-    args = parser.parse_args(argv)
-
-    from keras_neural_attention.experiments.comparison import (
-        environment_info,
-    )
-
-    start = time.perf_counter()
-    rows = run_capacity(args.scale, log=print)
-    metadata = environment_info()
-    metadata.update(
-        scale=args.scale,
-        total_time_s=round(time.perf_counter() - start, 1),
-    )
-    stem = args.stem or f"capacity-{keras.backend.backend()}"
-    paths = write_results(rows, args.output_dir, metadata, stem=stem)
-    print(format_table(rows))
-    print(f"Wrote {paths['json']} and {paths['markdown']}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ Run it with
 default --output-dir DIR`.
 """
 
-import argparse
 import dataclasses
 import math
 import time
@@ -55,6 +54,7 @@ import keras
 import numpy as np
 
 from keras_neural_attention.experiments.records import resolve_scale
+from keras_neural_attention.experiments.records import run_cli
 from keras_neural_attention.experiments.records import scale_config
 from keras_neural_attention.experiments.records import scale_name
 from keras_neural_attention.experiments.records import (
@@ -940,7 +940,12 @@ def write_results(rows, output_dir, metadata=None,
 
 def main(argv=None):
     """Command line: runs the ladder at a scale and writes result files."""
-    parser = argparse.ArgumentParser(
+    def report(rows):
+        summary = summarize(rows)
+        return f"{format_table(summary)}\n{verdict(summary)}"
+
+    return run_cli(
+        argv,
         prog="python -m keras_neural_attention.experiments.complexity_ladder",
         description=(
             "Trains dot-product, Expressive and Neural Attention models on "
@@ -948,32 +953,13 @@ def main(argv=None):
             "<stem>.json and <stem>.md. Set KERAS_BACKEND to choose the "
             "backend."
         ),
+        scales=SCALES,
+        default_output_dir="results/complexity-ladder",
+        stem_prefix="complexity-ladder",
+        run=run_ladder,
+        write_results=write_results,
+        report=report,
     )
-    parser.add_argument("--scale", choices=tuple(SCALES), default="default")
-    parser.add_argument("--output-dir", default="results/complexity-ladder")
-    parser.add_argument(
-        "--stem", default=None,
-        help="file name stem (default: complexity-ladder-<backend>)",
-    )
-    args = parser.parse_args(argv)
-
-    from keras_neural_attention.experiments.comparison import (
-        environment_info,
-    )
-
-    start = time.perf_counter()
-    rows = run_ladder(args.scale, log=print)
-    metadata = environment_info()
-    metadata.update(
-        scale=args.scale,
-        total_time_s=round(time.perf_counter() - start, 1),
-    )
-    stem = args.stem or f"complexity-ladder-{keras.backend.backend()}"
-    paths = write_results(rows, args.output_dir, metadata, stem=stem)
-    print(format_table(summarize(rows)))
-    print(verdict(summarize(rows)))
-    print(f"Wrote {paths['json']} and {paths['markdown']}")
-    return 0
 
 
 if __name__ == "__main__":

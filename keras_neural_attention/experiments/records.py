@@ -1,12 +1,16 @@
-"""Pieces the experiments share: named scales and result files.
+"""Pieces the experiments share: named scales, result files and the
+command line.
 
 Each experiment module keeps a `SCALES` dict of frozen dataclasses and
 writes one JSON file (rows and metadata) and one markdown report per run;
-these helpers do both the same way for all of them.
+these helpers do both the same way for all of them, and `run_cli` is the
+`main` of each.
 """
 
+import argparse
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 
@@ -57,3 +61,44 @@ def write_json_and_markdown(payload, markdown, output_dir, stem):
                          encoding="utf-8")
     markdown_path.write_text(markdown, encoding="utf-8")
     return {"json": str(json_path), "markdown": str(markdown_path)}
+
+
+def run_cli(argv, *, prog, description, scales, default_output_dir,
+            stem_prefix, run, write_results, report):
+    """An experiment's command line: `--scale`, `--output-dir`, `--stem`.
+
+    Runs `run(scale, log=print)`, writes the rows with
+    `write_results(rows, output_dir, metadata, stem=stem)` (metadata: the
+    environment, the scale and the total time), prints `report(rows)` and
+    the paths written. The default stem is `<stem_prefix>-<backend>`.
+
+    Returns:
+        0 (the exit status).
+    """
+    import keras
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--scale", choices=tuple(scales), default="default")
+    parser.add_argument("--output-dir", default=default_output_dir)
+    parser.add_argument(
+        "--stem", default=None,
+        help=f"file name stem (default: {stem_prefix}-<backend>)",
+    )
+    args = parser.parse_args(argv)
+
+    from keras_neural_attention.experiments.comparison import (
+        environment_info,
+    )
+
+    start = time.perf_counter()
+    rows = run(args.scale, log=print)
+    metadata = environment_info()
+    metadata.update(
+        scale=args.scale,
+        total_time_s=round(time.perf_counter() - start, 1),
+    )
+    stem = args.stem or f"{stem_prefix}-{keras.backend.backend()}"
+    paths = write_results(rows, args.output_dir, metadata, stem=stem)
+    print(report(rows))
+    print(f"Wrote {paths['json']} and {paths['markdown']}")
+    return 0
