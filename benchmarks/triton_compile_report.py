@@ -31,7 +31,6 @@ Writes `triton-compile-report-<label>.json` to --out.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -43,7 +42,8 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import triton_kernel_check  # noqa: E402  (benchmarks/, loads the kernels)
 
 CONFIGS = {
     # name: (H1, hidden widths, causal, mask, value dtype, activation)
@@ -62,13 +62,8 @@ def load_kernel_module():
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise RuntimeError(
             "Unset TRITON_INTERPRET: compiling needs the compiled kernels.")
-    path = ROOT / "keras_neural_attention" / "kernels" / (
-        "triton_neural_attention.py")
-    spec = importlib.util.spec_from_file_location(
-        "triton_neural_attention_aot", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return triton_kernel_check.load_kernel_module(
+        "triton_neural_attention_aot")
 
 
 def resource_usage(cubin, tool_dir):

@@ -42,7 +42,8 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import triton_kernel_check  # noqa: E402  (benchmarks/, loads the kernels)
 
 # Shape-only operators: no device work.
 VIEW_OPS = {
@@ -63,17 +64,10 @@ CONFIGS = {
 def load_kernel_module():
     """The kernel module, loaded by path (the package `__init__` imports
     Keras). Without CUDA, `TRITON_INTERPRET=1` lets it accept CPU tensors."""
-    import importlib.util
-
     if not torch.cuda.is_available():
         os.environ["TRITON_INTERPRET"] = "1"
-    path = ROOT / "keras_neural_attention" / "kernels" / (
-        "triton_neural_attention.py")
-    spec = importlib.util.spec_from_file_location(
-        "triton_neural_attention_host", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return triton_kernel_check.load_kernel_module(
+        "triton_neural_attention_host")
 
 
 class _NoLaunch:

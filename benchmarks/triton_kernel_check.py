@@ -43,12 +43,11 @@ KERNEL_FILE = ROOT / "keras_neural_attention" / "kernels" / (
 )
 
 
-def load_kernel_module():
+def load_kernel_module(module_name="triton_neural_attention"):
     """Loads the kernel module by path, so the package `__init__` (which
-    imports Keras) is not executed."""
-    spec = importlib.util.spec_from_file_location(
-        "triton_neural_attention", KERNEL_FILE
-    )
+    imports Keras) is not executed. Each `module_name` gives a separate
+    module object (the other Triton scripts replace its kernels)."""
+    spec = importlib.util.spec_from_file_location(module_name, KERNEL_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -54,7 +54,7 @@ Host work per call: at short sequences the kernels finish before the host
 has issued the next call, so the PyTorch operations around them bound the
 speed. The two fast paths therefore read the caller's weight tensors in
 place (head and row strides are kernel arguments; a shared weight has head
-stride 0) instead of packing them, and no placeholder tensor is allocated for
+stride 0) instead of packing them, and no tensor is allocated to stand in for
 an absent mask: a forward call does two layout copies (`a`, `c`) besides its
 kernel, a backward call five small operations besides its kernel
 (`benchmarks/triton_host_overhead.py` counts them). The general path packs
@@ -860,6 +860,14 @@ def _weight_gradients(parts, path, h1, hp, nlp, w, b, wo):
     return dw, db, like(parts[:, b_end:b_end + 1], wo, 2)
 
 
+def _kernel_pointers(v, mask, w, b, wo):
+    """`(mask, w, b)` as kernel arguments: tensors the kernel never reads
+    (`v` without a mask, `wo` for the W and b absent on path 0) stand in
+    for the None ones, so no tensor is allocated for them."""
+    return (v if mask is None else mask, wo if w is None else w,
+            wo if b is None else b)
+
+
 class _NeuralAttentionFunction(torch.autograd.Function):
     """Autograd wrapper of the forward and backward Triton kernels.
 
@@ -887,13 +895,9 @@ class _NeuralAttentionFunction(torch.autograd.Function):
         lowp = v.dtype != torch.float32 and not _interpreting()
         dvp = max(16, _next_pow2(dv))
         w_sh, b_sh, wo_sh, w_sr = weight_strides
-        # Pointers the kernel never reads (no mask; no W, b on path 0).
-        mask_arg = v if mask is None else mask
-        w_arg = wo if w is None else w
-        b_arg = wo if b is None else b
         grid = (triton.cdiv(t, bm), batch * heads)
         _fwd_kernel[grid](
-            at, ct, v, out, lse, mask_arg, w_arg, b_arg, wo,
+            at, ct, v, out, lse, *_kernel_pointers(v, mask, w, b, wo), wo,
             t, s, heads, *mask_strides, w_sh, b_sh, wo_sh,
             PATH=path, H1=h1, HP=hp, NL=nl, NLW=nlw, ACT=act,
             HAS_MASK=has_mask, CAUSAL=causal, DV=dv, DVP=dvp,
@@ -932,8 +936,7 @@ class _NeuralAttentionFunction(torch.autograd.Function):
         grid = (num_nb, batch * heads)
         _bwd_kernel[grid](
             at, ct, v, grad_out, lse, delta,
-            v if mask is None else mask,
-            wo if w is None else w, wo if b is None else b, wo,
+            *_kernel_pointers(v, mask, w, b, wo), wo,
             dat, dct, dv_t, parts,
             t, s, heads, num_nb, *mask_strides, w_sh, b_sh, wo_sh,
             PATH=path, H1=h1, HP=hp, NL=nl, NLW=nlw, NLP=nlp, ACT=act,
