@@ -121,6 +121,7 @@ class CachedAttentionMixin:
     ):
         if key is None:
             key = value
+        self._check_input_dtypes(query, value, key)
         if cache is not None:
             expected = self.cache_shape(cache.shape[0], cache.shape[2])
             if tuple(cache.shape[1:]) != expected[1:]:

@@ -8,6 +8,7 @@ from keras_neural_attention.layers.cached_attention import (
 )
 from keras_neural_attention.layers.neural_attention import NeuralAttention
 from keras_neural_attention.ops.attention import auto_query_chunk_size
+from keras_neural_attention.ops.masks import normalize_attention_mask
 from keras_neural_attention.ops.scoring import cast_scoring_weights
 from keras_neural_attention.ops.scoring import key_terms
 from keras_neural_attention.ops.scoring import pair_scores
@@ -154,9 +155,10 @@ class CachedNeuralAttention(CachedAttentionMixin, NeuralAttention):
             ops.cast(cached_keys[..., : self.hidden_units[0]], dtype),
             (0, 2, 1, 3),
         )
-        mask = None
-        if attention_mask is not None:
-            mask = ops.expand_dims(ops.cast(attention_mask, "bool"), 1)
+        mask = normalize_attention_mask(
+            attention_mask, query.shape[0], self._num_heads, query.shape[1],
+            cached_keys.shape[1],
+        )
         dropout = self.attention_probability_dropout(training)
         query_length = q_terms.shape[2]
         chunk = self.query_chunk_size

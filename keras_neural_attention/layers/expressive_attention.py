@@ -7,6 +7,7 @@ from keras import ops
 from keras_neural_attention.layers.scored_attention import (
     ScoredMultiHeadAttention,
 )
+from keras_neural_attention.layers.scored_attention import native_attention
 from keras_neural_attention.ops.expressive import DEFAULT_EPSILON
 from keras_neural_attention.ops.expressive import default_scale
 from keras_neural_attention.ops.expressive import expressive_attention
@@ -64,9 +65,13 @@ class ExpressiveAttention(ScoredMultiHeadAttention):
             biases.
         output_shape: optional int or tuple. Size of the output's last axes;
             defaults to the query's feature size.
-        attention_axes: must be `None` or `1` (attention over the sequence
-            axis of `(batch, seq, features)` inputs); other values raise
-            `ValueError`.
+        attention_axes: axes over which the attention is applied, as in
+            `MultiHeadAttention`: `None` (default) means every axis between
+            the batch and the features, so `(B, T, dim)` inputs attend over
+            `T` and `(B, H, W, dim)` inputs over `H` and `W` jointly. Several
+            axes are flattened into one sequence (row-major, in the order
+            given) for scoring; the other middle axes act as batch axes.
+            Causal masks and sliding windows apply to the flattened order.
         flash_attention: must be `None` or `False`: flash kernels compute
             softmax attention of dot products, not of their squares. `True`
             raises `ValueError`.
@@ -90,16 +95,25 @@ class ExpressiveAttention(ScoredMultiHeadAttention):
             (`name`, `dtype`, ...).
 
     Call arguments:
-        - query: `(B, T, dim)` query tensor.
-        - value: `(B, S, dim)` value tensor.
+        - query: `(B, T, dim)` query tensor (or `(B, ..., dim)` with
+          `attention_axes`), floating point.
+        - value: `(B, S, dim)` value tensor, same rank as `query`.
         - key: optional `(B, S, dim)` key tensor; defaults to `value`.
-        - attention_mask: optional boolean `(B, T, S)`; `True` lets a query
-          attend to a key. Keras masks of the inputs (for example from
-          `Embedding(mask_zero=True)`) are combined with it.
+        - attention_mask: optional mask in any form `MultiHeadAttention`
+          accepts, boolean or 0/1 integers (`True` / 1 lets a query attend
+          to a key): `(T, S)`, `(B, T, S)`, `(B, 1, T, S)` or
+          `(B, num_heads, T, S)` (a different mask per head), any axis of
+          size 1 broadcasting; with several attention axes, `(B, <other
+          axes>, [num_heads,] <query axes>, <key axes>)` and its suffixes.
+          A mask that cannot broadcast raises `ValueError`. Keras masks of
+          the inputs (for example from `Embedding(mask_zero=True)`) are
+          combined with it.
         - return_attention_scores: bool. Also return the attention weights
           `(B, num_heads, T, S)` (before dropout).
         - training: bool. Whether dropout is active.
         - use_causal_mask: bool. Mask keys after each query position.
+        - query_mask, value_mask, key_mask: optional Keras masks of the
+          inputs (filled in by Keras from their `_keras_mask`).
 
     Returns:
         The attention output `(B, T, dim)` (or `output_shape`), and with
@@ -180,6 +194,7 @@ class ExpressiveAttention(ScoredMultiHeadAttention):
         "of dot products"
     )
 
+    @native_attention
     def _compute_attention(
         self,
         query,
@@ -190,11 +205,14 @@ class ExpressiveAttention(ScoredMultiHeadAttention):
         return_attention_scores=False,
         use_causal_mask=False,
     ):
+        layout, query_flat, key_flat, value_flat, mask = (
+            self._flat_attention_inputs(query, key, value, attention_mask)
+        )
         output, weights = expressive_attention(
-            query,
-            key,
-            value,
-            attention_mask=attention_mask,
+            query_flat,
+            key_flat,
+            value_flat,
+            attention_mask=mask,
             normalization=self.normalization,
             epsilon=self.epsilon,
             scale=self.scale,
@@ -202,8 +220,12 @@ class ExpressiveAttention(ScoredMultiHeadAttention):
             return_attention_scores=return_attention_scores,
             causal=bool(use_causal_mask),
         )
+        output = layout.unflatten_output(output, query)
         if weights is not None:
-            weights = ops.cast(weights, self.compute_dtype)
+            weights = ops.cast(
+                layout.unflatten_scores(weights, query, key),
+                self.compute_dtype,
+            )
         return output, weights
 
     def get_config(self):

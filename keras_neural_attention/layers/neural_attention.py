@@ -6,6 +6,7 @@ from keras import ops
 from keras_neural_attention.layers.scored_attention import (
     ScoredMultiHeadAttention,
 )
+from keras_neural_attention.layers.scored_attention import native_attention
 from keras_neural_attention.ops.attention import ALL_IMPLEMENTATIONS
 from keras_neural_attention.ops.attention import neural_attention
 from keras_neural_attention.ops.attention import validate_query_chunk_size
@@ -97,9 +98,13 @@ class NeuralAttention(ScoredMultiHeadAttention):
             biases (the scoring network always has biases).
         output_shape: optional int or tuple. Size of the output's last axes;
             defaults to the query's feature size.
-        attention_axes: must be `None` or `1` (attention over the sequence
-            axis of `(batch, seq, features)` inputs); other values raise
-            `ValueError`.
+        attention_axes: axes over which the attention is applied, as in
+            `MultiHeadAttention`: `None` (default) means every axis between
+            the batch and the features, so `(B, T, dim)` inputs attend over
+            `T` and `(B, H, W, dim)` inputs over `H` and `W` jointly. Several
+            axes are flattened into one sequence (row-major, in the order
+            given) for scoring; the other middle axes act as batch axes.
+            Causal masks and sliding windows apply to the flattened order.
         flash_attention: must be `None` or `False`: scores from a network are
             not dot products, so Keras' flash attention cannot compute them.
             `True` raises `ValueError`.
@@ -150,16 +155,26 @@ class NeuralAttention(ScoredMultiHeadAttention):
             (`name`, `dtype`, ...).
 
     Call arguments:
-        - query: `(B, T, dim)` query tensor.
-        - value: `(B, S, dim)` value tensor.
+        - query: `(B, T, dim)` query tensor (or `(B, ..., dim)` with
+          `attention_axes`), floating point.
+        - value: `(B, S, dim)` value tensor, same rank as `query`.
         - key: optional `(B, S, dim)` key tensor; defaults to `value`.
-        - attention_mask: optional boolean `(B, T, S)`; `True` lets a query
-          attend to a key. Keras masks of the inputs (for example from
-          `Embedding(mask_zero=True)`) are combined with it.
+        - attention_mask: optional mask in any form `MultiHeadAttention`
+          accepts, boolean or 0/1 integers (`True` / 1 lets a query attend
+          to a key): `(T, S)`, `(B, T, S)`, `(B, 1, T, S)` or
+          `(B, num_heads, T, S)` (a different mask per head), any axis of
+          size 1 broadcasting; with several attention axes, `(B, <other
+          axes>, [num_heads,] <query axes>, <key axes>)` and its suffixes.
+          A mask that cannot broadcast raises `ValueError`. Keras masks of
+          the inputs (for example from `Embedding(mask_zero=True)`) are
+          combined with it.
         - return_attention_scores: bool. Also return the attention
-          probabilities `(B, num_heads, T, S)` (before dropout).
+          probabilities `(B, num_heads, T, S)` (before dropout), in
+          `MultiHeadAttention`'s layout for other `attention_axes`.
         - training: bool. Whether dropout is active.
         - use_causal_mask: bool. Mask keys after each query position.
+        - query_mask, value_mask, key_mask: optional Keras masks of the
+          inputs (filled in by Keras from their `_keras_mask`).
 
     Returns:
         The attention output `(B, T, dim)` (or `output_shape`), and with
@@ -272,7 +287,6 @@ class NeuralAttention(ScoredMultiHeadAttention):
             seed=seed,
             **kwargs,
         )
-        self._causal_only = False
         self.projection_dim = (
             projection_dim if projection_dim else max(1, key_dim // 32)
         )
@@ -370,38 +384,7 @@ class NeuralAttention(ScoredMultiHeadAttention):
             output_bias=self.score_output_bias,
         )
 
-    def _compute_attention_mask(
-        self,
-        query,
-        value,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-    ):
-        # When causal masking is the only mask, build no (T, S) mask: the
-        # attention math applies it itself (fused kernels skip whole blocks).
-        self._causal_only = bool(
-            use_causal_mask
-            and query_mask is None
-            and value_mask is None
-            and key_mask is None
-            and attention_mask is None
-            and self._sliding_window is None
-        )
-        if self._causal_only:
-            return None
-        return super()._compute_attention_mask(
-            query,
-            value,
-            query_mask=query_mask,
-            value_mask=value_mask,
-            key_mask=key_mask,
-            attention_mask=attention_mask,
-            use_causal_mask=use_causal_mask,
-        )
-
+    @native_attention
     def _compute_attention(
         self,
         query,
@@ -412,25 +395,27 @@ class NeuralAttention(ScoredMultiHeadAttention):
         return_attention_scores=False,
         use_causal_mask=False,
     ):
-        # `call` sets `_causal_only` for this call only; direct callers of
-        # `_compute_attention` (KerasHub's cached attention) pass masks.
-        causal = bool(use_causal_mask) or getattr(self, "_causal_only", False)
-        self._causal_only = False
+        layout, query_flat, key_flat, value_flat, mask = (
+            self._flat_attention_inputs(query, key, value, attention_mask)
+        )
         output, probs = neural_attention(
-            query,
-            key,
-            value,
+            query_flat,
+            key_flat,
+            value_flat,
             self.scoring_weights,
             activation=self.activation,
-            attention_mask=attention_mask,
+            attention_mask=mask,
             implementation=self.implementation,
             query_chunk_size=self.query_chunk_size,
             dropout=self.attention_probability_dropout(training),
             return_attention_scores=return_attention_scores,
-            causal=causal,
+            causal=bool(use_causal_mask),
         )
+        output = layout.unflatten_output(output, query)
         if probs is not None:
-            probs = ops.cast(probs, self.compute_dtype)
+            probs = ops.cast(
+                layout.unflatten_scores(probs, query, key), self.compute_dtype
+            )
         return output, probs
 
     def get_config(self):

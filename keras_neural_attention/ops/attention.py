@@ -12,6 +12,7 @@ import keras
 from keras import ops
 
 from keras_neural_attention.kernels import dispatch as kernel_dispatch
+from keras_neural_attention.ops.masks import normalize_attention_mask
 from keras_neural_attention.ops.scoring import IMPLEMENTATIONS
 from keras_neural_attention.ops.scoring import cast_scoring_weights
 from keras_neural_attention.ops.scoring import key_terms
@@ -37,6 +38,7 @@ def resolve_implementation(
     value_dtype="float32",
     shapes=None,
     needs_probabilities=False,
+    per_head_mask=False,
 ):
     """Maps an `implementation` argument to the path that will run.
 
@@ -57,6 +59,10 @@ def resolve_implementation(
             layout.
         needs_probabilities: the call returns attention scores or applies
             dropout to them.
+        per_head_mask: the call's mask differs between heads. The kernels
+            take one mask for every head: with a scoring network shared by
+            the heads the call runs with the heads folded into the batch;
+            with per-head networks `"auto"` uses `"factored"`.
 
     Returns:
         The name of the implementation that will run.
@@ -75,6 +81,14 @@ def resolve_implementation(
             )
         if weights is None:
             return implementation
+        if per_head_mask and weights.per_head:
+            raise ValueError(
+                f"implementation={implementation!r} is a fused kernel: it "
+                "takes one attention mask for every head, and this call has "
+                "a per-head mask `(B, num_heads, T, S)` with a scoring "
+                "network per head (share_scoring_across_heads=False). Use "
+                "implementation='auto' or 'factored' for such calls."
+            )
         ok, reason = kernel_dispatch.fused_support(
             implementation, activation, value_dtype, first_width,
             hidden_widths, shapes,
@@ -87,7 +101,11 @@ def resolve_implementation(
             )
         return implementation
     if implementation == "auto":
-        if weights is not None and not needs_probabilities:
+        if (
+            weights is not None
+            and not needs_probabilities
+            and not (per_head_mask and weights.per_head)
+        ):
             fused = kernel_dispatch.select_fused(
                 activation, value_dtype, first_width, hidden_widths, shapes
             )
@@ -153,8 +171,12 @@ def neural_attention(
         value: `(batch, S, heads, value_dim)`.
         weights: `ScoringWeights` of the scoring network.
         activation: activation of the hidden layers (name or callable).
-        attention_mask: optional boolean `(batch or 1, T, S)`; `True` keeps a
-            pair. Rows with no kept pair output zeros.
+        attention_mask: optional mask in any form
+            `keras.layers.MultiHeadAttention` accepts for `(batch, heads, T,
+            S)` scores: `(T, S)`, `(batch, T, S)`, `(batch, 1, T, S)` or
+            `(batch, heads, T, S)` (axes of size 1 broadcast), boolean or 0/1
+            integers; `True` keeps a pair. Rows with no kept pair output
+            zeros. Other shapes raise `ValueError`.
         implementation: `"auto"`, `"reference"`, `"factored"`, `"triton"`
             or `"pallas"` (see `resolve_implementation`).
         query_chunk_size: number of query rows scored at once; `"auto"`
@@ -179,6 +201,12 @@ def neural_attention(
     weights = cast_scoring_weights(weights, dtype)
     batch, query_length, heads = query.shape[:3]
     key_length = key.shape[1]
+    attention_mask = normalize_attention_mask(
+        attention_mask, batch, heads, query_length, key_length
+    )
+    per_head_mask = attention_mask is not None and (
+        attention_mask.shape[1] != 1
+    )
     first_width = int(weights.hidden_kernels[0].shape[-1])
     implementation = resolve_implementation(
         implementation,
@@ -191,24 +219,21 @@ def neural_attention(
             (batch, heads, key_length, value.shape[-1]),
         ),
         needs_probabilities=dropout is not None or return_attention_scores,
+        per_head_mask=per_head_mask,
     )
     if implementation in FUSED_IMPLEMENTATIONS:
         return _fused_attention(
             implementation, query, key, value, weights, activation,
             attention_mask, causal, dtype,
         ), None
+    mask = attention_mask
     if causal:
         causal_mask = _causal_mask(ops.shape(query)[1], ops.shape(key)[1])
-        attention_mask = (
-            causal_mask
-            if attention_mask is None
-            else ops.logical_and(ops.cast(attention_mask, "bool"), causal_mask)
+        mask = causal_mask if mask is None else ops.logical_and(
+            mask, causal_mask
         )
     q_terms = query_terms(ops.cast(query, dtype), weights, implementation)
     k_terms = key_terms(ops.cast(key, dtype), weights, implementation)
-    mask = None
-    if attention_mask is not None:
-        mask = ops.expand_dims(ops.cast(attention_mask, "bool"), 1)
 
     # The block function must see every tensor it differentiates as an
     # argument (rematerialization replays it from its arguments alone).
@@ -258,10 +283,10 @@ def _attend(probs, value):
 
 
 def _causal_mask(query_length, key_length):
-    """`(1, T, S)` boolean, True where key `j <= query i`."""
+    """`(1, 1, T, S)` boolean, True where key `j <= query i`."""
     rows = ops.expand_dims(ops.arange(query_length, dtype="int32"), 1)
     cols = ops.expand_dims(ops.arange(key_length, dtype="int32"), 0)
-    return ops.expand_dims(ops.greater_equal(rows, cols), 0)
+    return ops.greater_equal(rows, cols)[None, None]
 
 
 def _fused_attention(name, query, key, value, weights, activation,
@@ -270,16 +295,40 @@ def _fused_attention(name, query, key, value, weights, activation,
 
     The O(length * width) projections stay in keras.ops, so their gradients
     come from the backend's autodiff; the kernel differentiates the rest.
+    The kernels take one `(B or 1, T, S)` mask for every head: a per-head
+    mask (possible only with a scoring network shared by the heads, see
+    `resolve_implementation`) runs with the heads folded into the batch.
     """
     a = query_terms(ops.cast(query, dtype), weights, "factored")
     c = key_terms(ops.cast(key, dtype), weights, "factored")
     v = ops.transpose(value, (0, 2, 1, 3))
     mask = None
+    fold_heads = False
     if attention_mask is not None:
-        mask = ops.cast(attention_mask, "bool")
-        mask = ops.broadcast_to(
-            mask, (ops.shape(mask)[0], ops.shape(a)[2], ops.shape(c)[2])
-        )
+        shape_a, shape_c = ops.shape(a), ops.shape(c)
+        fold_heads = attention_mask.shape[1] != 1
+        if fold_heads:
+            mask = ops.broadcast_to(
+                attention_mask, (shape_a[0], shape_a[1], shape_a[2],
+                                 shape_c[2])
+            )
+            mask = ops.reshape(
+                mask, (shape_a[0] * shape_a[1], shape_a[2], shape_c[2])
+            )
+        else:
+            mask = ops.broadcast_to(
+                attention_mask[:, 0],
+                (ops.shape(attention_mask)[0], shape_a[2], shape_c[2]),
+            )
+    if fold_heads:
+        heads = ops.shape(a)[1]
+
+        def fold(x):
+            shape = ops.shape(x)
+            return ops.reshape(x, (shape[0] * shape[1], 1, shape[2],
+                                   shape[3]))
+
+        a, c, v = fold(a), fold(c), fold(v)
     hidden_layers = tuple(
         zip(weights.hidden_kernels[1:], weights.hidden_biases[1:])
     )
@@ -287,6 +336,10 @@ def _fused_attention(name, query, key, value, weights, activation,
         name, a, c, v, hidden_layers, weights.output_kernel, mask=mask,
         causal=causal, activation=activation,
     )
+    if fold_heads:
+        shape = ops.shape(out)
+        out = ops.reshape(out, (shape[0] // heads, heads, shape[2],
+                                shape[3]))
     out = ops.transpose(out, (0, 2, 1, 3))
     # The output bias cancels in the softmax (the kernels do not take it);
     # keep it in the graph so that it gets its exact, zero, gradient.
@@ -345,13 +398,15 @@ def _map_blocks(block, q_terms, k_terms, value, mask, chunk, flat_weights,
     q_blocks = ops.moveaxis(q_blocks, 2, 0)
     if mask is not None and mask.shape[2] != 1:
         mask = ops.broadcast_to(
-            mask, (ops.shape(mask)[0], 1, query_length, ops.shape(k_terms)[2])
+            mask,
+            (ops.shape(mask)[0], ops.shape(mask)[1], query_length,
+             ops.shape(k_terms)[2]),
         )
         mask_padded = ops.pad(mask, [[0, 0], [0, 0], [0, padding], [0, 0]])
         mask_blocks = ops.moveaxis(
             ops.reshape(
                 mask_padded,
-                (ops.shape(mask)[0], 1, num_blocks, chunk,
+                (ops.shape(mask)[0], ops.shape(mask)[1], num_blocks, chunk,
                  ops.shape(mask)[3]),
             ),
             2,

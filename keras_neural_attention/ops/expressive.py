@@ -18,6 +18,7 @@ import numbers
 
 from keras import ops
 
+from keras_neural_attention.ops.masks import normalize_attention_mask
 from keras_neural_attention.ops.scoring import scoring_dtype
 from keras_neural_attention.ops.softmax import masked_softmax
 
@@ -141,8 +142,12 @@ def expressive_attention(
         query: `(batch, T, heads, key_dim)`.
         key: `(batch, S, heads, key_dim)`.
         value: `(batch, S, heads, value_dim)`.
-        attention_mask: optional boolean `(batch or 1, T or 1, S or 1)`;
-            `True` keeps a pair. Rows with no kept pair output zeros.
+        attention_mask: optional mask in any form
+            `keras.layers.MultiHeadAttention` accepts for `(batch, heads, T,
+            S)` weights: `(T, S)`, `(batch, T, S)`, `(batch, 1, T, S)` or
+            `(batch, heads, T, S)` (axes of size 1 broadcast), boolean or 0/1
+            integers; `True` keeps a pair. Rows with no kept pair output
+            zeros. Other shapes raise `ValueError`.
         normalization: `"ratio"` (default) or `"softmax"`.
         epsilon: positive float in the `"ratio"` denominator.
         scale: factor applied to `q . k` before squaring. Defaults to
@@ -162,16 +167,15 @@ def expressive_attention(
     validate_epsilon(epsilon)
     if scale is None:
         scale = default_scale(normalization, query.shape[-1])
+    mask = normalize_attention_mask(
+        attention_mask, query.shape[0], query.shape[2], query.shape[1],
+        key.shape[1],
+    )
     if causal:
-        mask = causal_mask(ops.shape(query)[1], ops.shape(key)[1])
-        attention_mask = (
-            mask
-            if attention_mask is None
-            else ops.logical_and(ops.cast(attention_mask, "bool"), mask)
+        band = ops.expand_dims(
+            causal_mask(ops.shape(query)[1], ops.shape(key)[1]), 1
         )
-    mask = None
-    if attention_mask is not None:
-        mask = ops.expand_dims(ops.cast(attention_mask, "bool"), 1)
+        mask = band if mask is None else ops.logical_and(mask, band)
     scores = squared_dot_product_scores(query, key, scale=scale)
     weights = expressive_normalize(
         scores, mask, normalization=normalization, epsilon=epsilon

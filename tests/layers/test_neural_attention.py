@@ -298,7 +298,8 @@ def test_dropout_only_in_training():
         (dict(query_chunk_size=-4), "query_chunk_size"),
         (dict(query_chunk_size="big"), "query_chunk_size"),
         (dict(flash_attention=True), "flash_attention"),
-        (dict(attention_axes=(1, 2)), "attention_axes"),
+        (dict(attention_axes=(1, 1)), "attention_axes"),
+        (dict(attention_axes=()), "attention_axes"),
         (dict(num_heads=0), "num_heads"),
         (dict(key_dim=-1), "key_dim"),
     ],
@@ -310,10 +311,10 @@ def test_invalid_arguments_raise_value_error_naming_them(kwargs, name):
         NeuralAttention(**args)
 
 
-def test_rejects_inputs_that_are_not_sequences():
+def test_rejects_inputs_without_a_sequence_axis():
     layer = NeuralAttention(num_heads=2, key_dim=4)
-    x = np.zeros((2, 3, 3, 8), "float32")
-    with pytest.raises(ValueError, match="rank 3"):
+    x = np.zeros((2, 8), "float32")
+    with pytest.raises(ValueError, match="rank 3 or more"):
         layer(x, x)
 
 
