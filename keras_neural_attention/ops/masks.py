@@ -94,6 +94,7 @@ def expand_mask_to_scores_rank(mask, score_shape, num_attention_axes=1):
     rank = len(score_shape)
     k = num_attention_axes
     mask_shape = tuple(mask.shape)
+    received = mask_shape
     mask_rank = len(mask_shape)
     if mask_rank < 2 * k or mask_rank > rank:
         raise _mask_error(
@@ -117,7 +118,7 @@ def expand_mask_to_scores_rank(mask, score_shape, num_attention_axes=1):
         if mask_dim is None or mask_dim == 1 or score_dim is None:
             continue
         if mask_dim != score_dim:
-            raise _mask_error(tuple(mask.shape), score_shape, k)
+            raise _mask_error(received, score_shape, k)
     dtype = getattr(mask, "dtype", None)
     if dtype is not None and "bool" not in str(dtype):
         mask = ops.not_equal(mask, 0)
