@@ -6,6 +6,8 @@ import math
 import keras
 from keras import ops
 
+from keras_neural_attention.layers import argument_checks
+
 FREQUENCIES = ("released_code", "standard")
 
 
@@ -95,16 +97,13 @@ class ScaledSinusoidalEncoding(keras.layers.Layer):
         if input_scale is not None and (
             isinstance(input_scale, bool)
             or not isinstance(input_scale, (int, float))
+            or not math.isfinite(input_scale)
         ):
             raise ValueError(
-                "Argument `input_scale` must be a number or None. "
+                "Argument `input_scale` must be a finite number or None. "
                 f"Received: input_scale={input_scale!r}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                "Argument `dropout` must be in [0, 1). "
-                f"Received: dropout={dropout!r}"
-            )
+        argument_checks.check_rate("dropout", dropout)
         super().__init__(**kwargs)
         self.max_sequence_length = max_sequence_length
         self.input_scale = input_scale
