@@ -38,8 +38,8 @@ class ScaledSinusoidalEncoding(keras.layers.Layer):
 
     Args:
         max_sequence_length: int. Largest position + 1 the layer accepts
-            (documentation and config only: the signal is computed on the
-            fly).
+            (the signal is computed on the fly; a longer input of static
+            length raises `ValueError`).
         input_scale: float or None. Factor on the inputs; None (default)
             uses `sqrt(d)` with `d` the feature size.
         frequencies: `"released_code"` (default) or `"standard"`.
@@ -112,6 +112,10 @@ class ScaledSinusoidalEncoding(keras.layers.Layer):
         self._dropout_layer = keras.layers.Dropout(
             dropout, dtype=self.dtype_policy
         )
+        # Every position is shifted on its own: a padding mask (for example
+        # from `Embedding(mask_zero=True)`) passes through unchanged instead
+        # of being dropped.
+        self.supports_masking = True
         self.built = True
 
     def _inverse_wavelengths(self, depth):
@@ -140,7 +144,34 @@ class ScaledSinusoidalEncoding(keras.layers.Layer):
         )
         return signal[:, :depth]
 
+    def _check_inputs(self, inputs, start_index):
+        name = type(self).__name__
+        if len(inputs.shape) != 3:
+            raise ValueError(
+                f"{name} expects `inputs` of shape `(batch, seq, features)` "
+                f"(rank 3). Received: inputs.shape={tuple(inputs.shape)}"
+            )
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        if "float" not in dtype:
+            raise TypeError(
+                f"{name} expects floating-point `inputs` (token "
+                "embeddings): the position signal would be truncated to "
+                f"{dtype}. Received: inputs.dtype={dtype}"
+            )
+        length = inputs.shape[1]
+        if (
+            length is not None
+            and isinstance(start_index, int)
+            and start_index + length > self.max_sequence_length
+        ):
+            raise ValueError(
+                f"{name} encodes positions below `max_sequence_length="
+                f"{self.max_sequence_length}`. Received: inputs of length "
+                f"{length} from start_index={start_index}"
+            )
+
     def call(self, inputs, start_index=0, training=None):
+        self._check_inputs(inputs, start_index)
         depth = inputs.shape[-1]
         scale = (
             math.sqrt(depth) if self.input_scale is None else self.input_scale
