@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_neural_attention.layers import argument_checks
+
 
 def _is_positive_int(value):
     return (
@@ -59,6 +61,9 @@ class _ContextGatedUnit(keras.layers.Layer):
                 "Argument `use_bias` must be True or False. "
                 f"Received: use_bias={use_bias!r}"
             )
+        argument_checks.check_regularizer(
+            "activity_regularizer", activity_regularizer
+        )
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = units
         self.activation = _get_activation("activation", activation)
@@ -66,18 +71,31 @@ class _ContextGatedUnit(keras.layers.Layer):
             "gate_activation", gate_activation
         )
         self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.gate_kernel_initializer = keras.initializers.get(
-            gate_kernel_initializer
+        checks = argument_checks
+        self.kernel_initializer = checks.check_initializer(
+            "kernel_initializer", kernel_initializer
         )
-        self.gate_bias_initializer = keras.initializers.get(
-            gate_bias_initializer
+        self.bias_initializer = checks.check_initializer(
+            "bias_initializer", bias_initializer
         )
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.gate_kernel_initializer = checks.check_initializer(
+            "gate_kernel_initializer", gate_kernel_initializer
+        )
+        self.gate_bias_initializer = checks.check_initializer(
+            "gate_bias_initializer", gate_bias_initializer
+        )
+        self.kernel_regularizer = checks.check_regularizer(
+            "kernel_regularizer", kernel_regularizer
+        )
+        self.bias_regularizer = checks.check_regularizer(
+            "bias_regularizer", bias_regularizer
+        )
+        self.kernel_constraint = checks.check_constraint(
+            "kernel_constraint", kernel_constraint
+        )
+        self.bias_constraint = checks.check_constraint(
+            "bias_constraint", bias_constraint
+        )
         # Every position is computed independently: masks pass through.
         self.supports_masking = True
 

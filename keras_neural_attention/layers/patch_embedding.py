@@ -6,6 +6,8 @@ import math
 import keras
 from keras import ops
 
+from keras_neural_attention.layers import argument_checks
+
 POSITION_EMBEDDINGS = ("learned", "sinusoidal", "released_code")
 
 
@@ -208,11 +210,8 @@ class PatchEmbedding(keras.layers.Layer):
                 "Argument `use_class_token` must be True or False. "
                 f"Received: use_class_token={use_class_token!r}"
             )
-        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-            raise ValueError(
-                "Argument `dropout` must be a float in [0, 1). "
-                f"Received: dropout={dropout!r}"
-            )
+        dropout = argument_checks.check_rate("dropout", dropout)
+        argument_checks.check_bool("use_patch_bias", use_patch_bias)
         self.hidden_dim = hidden_dim
         self.use_class_token = use_class_token
         self.position_embedding = position_embedding
@@ -221,8 +220,12 @@ class PatchEmbedding(keras.layers.Layer):
         )
         self.dropout = float(dropout)
         self.use_patch_bias = use_patch_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_initializer = argument_checks.check_initializer(
+            "kernel_initializer", kernel_initializer
+        )
+        self.bias_initializer = argument_checks.check_initializer(
+            "bias_initializer", bias_initializer
+        )
         self.patch_projection = keras.layers.Conv2D(
             filters=hidden_dim,
             kernel_size=self.patch_size,

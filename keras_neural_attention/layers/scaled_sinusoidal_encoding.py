@@ -6,6 +6,8 @@ import math
 import keras
 from keras import ops
 
+from keras_neural_attention.layers import argument_checks
+
 FREQUENCIES = ("released_code", "standard")
 
 
@@ -36,8 +38,8 @@ class ScaledSinusoidalEncoding(keras.layers.Layer):
 
     Args:
         max_sequence_length: int. Largest position + 1 the layer accepts
-            (documentation and config only: the signal is computed on the
-            fly).
+            (the signal is computed on the fly; a longer input of static
+            length raises `ValueError`).
         input_scale: float or None. Factor on the inputs; None (default)
             uses `sqrt(d)` with `d` the feature size.
         frequencies: `"released_code"` (default) or `"standard"`.
@@ -95,16 +97,13 @@ class ScaledSinusoidalEncoding(keras.layers.Layer):
         if input_scale is not None and (
             isinstance(input_scale, bool)
             or not isinstance(input_scale, (int, float))
+            or not math.isfinite(input_scale)
         ):
             raise ValueError(
-                "Argument `input_scale` must be a number or None. "
+                "Argument `input_scale` must be a finite number or None. "
                 f"Received: input_scale={input_scale!r}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                "Argument `dropout` must be in [0, 1). "
-                f"Received: dropout={dropout!r}"
-            )
+        argument_checks.check_rate("dropout", dropout)
         super().__init__(**kwargs)
         self.max_sequence_length = max_sequence_length
         self.input_scale = input_scale
@@ -113,6 +112,10 @@ class ScaledSinusoidalEncoding(keras.layers.Layer):
         self._dropout_layer = keras.layers.Dropout(
             dropout, dtype=self.dtype_policy
         )
+        # Every position is shifted on its own: a padding mask (for example
+        # from `Embedding(mask_zero=True)`) passes through unchanged instead
+        # of being dropped.
+        self.supports_masking = True
         self.built = True
 
     def _inverse_wavelengths(self, depth):
@@ -141,7 +144,34 @@ class ScaledSinusoidalEncoding(keras.layers.Layer):
         )
         return signal[:, :depth]
 
+    def _check_inputs(self, inputs, start_index):
+        name = type(self).__name__
+        if len(inputs.shape) != 3:
+            raise ValueError(
+                f"{name} expects `inputs` of shape `(batch, seq, features)` "
+                f"(rank 3). Received: inputs.shape={tuple(inputs.shape)}"
+            )
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        if "float" not in dtype:
+            raise TypeError(
+                f"{name} expects floating-point `inputs` (token "
+                "embeddings): the position signal would be truncated to "
+                f"{dtype}. Received: inputs.dtype={dtype}"
+            )
+        length = inputs.shape[1]
+        if (
+            length is not None
+            and isinstance(start_index, int)
+            and start_index + length > self.max_sequence_length
+        ):
+            raise ValueError(
+                f"{name} encodes positions below `max_sequence_length="
+                f"{self.max_sequence_length}`. Received: inputs of length "
+                f"{length} from start_index={start_index}"
+            )
+
     def call(self, inputs, start_index=0, training=None):
+        self._check_inputs(inputs, start_index)
         depth = inputs.shape[-1]
         scale = (
             math.sqrt(depth) if self.input_scale is None else self.input_scale

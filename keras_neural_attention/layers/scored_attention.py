@@ -38,6 +38,10 @@ def _is_native(method):
 def _static(dim):
     return dim if isinstance(dim, int) else None
 
+from keras_neural_attention.layers.argument_checks import (
+    check_multi_head_attention_arguments,
+)
+
 
 class ScoredMultiHeadAttention(keras.layers.MultiHeadAttention):
     """`MultiHeadAttention` whose scores are not scaled dot products.
@@ -86,6 +90,9 @@ class ScoredMultiHeadAttention(keras.layers.MultiHeadAttention):
 
     def __init__(self, num_heads, key_dim, attention_axes=None,
                  flash_attention=None, **kwargs):
+        check_multi_head_attention_arguments(
+            num_heads=num_heads, key_dim=key_dim, **kwargs
+        )
         name = type(self).__name__
         if flash_attention:
             raise ValueError(

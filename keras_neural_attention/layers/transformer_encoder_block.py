@@ -1,7 +1,11 @@
 """`TransformerEncoderBlock`: a Transformer encoder block whose
 self-attention is dot-product, Neural or Expressive attention."""
 
+import inspect
+
 import keras
+
+from keras_neural_attention.layers import argument_checks
 
 from keras_neural_attention.layers.expressive_attention import (
     ExpressiveAttention,
@@ -24,6 +28,53 @@ def attention_class(attention_type):
             f"Received: attention_type={attention_type!r}"
         )
     return classes[attention_type]
+
+
+# Arguments of the attention layer that the block sets itself.
+_BLOCK_ATTENTION_ARGUMENTS = (
+    "num_heads",
+    "key_dim",
+    "dropout",
+    "use_bias",
+    "name",
+    "kernel_initializer",
+    "bias_initializer",
+    "dtype",
+)
+# `keras.layers.Layer` keyword arguments every attention layer takes.
+_LAYER_ARGUMENTS = ("trainable", "autocast", "input_shape", "input_dim")
+
+
+def _check_attention_options(attention_type, attention_options):
+    if attention_options is None:
+        return
+    if not isinstance(attention_options, dict):
+        raise TypeError(
+            "Argument `attention_options` must be a dict of keyword "
+            "arguments of the attention layer, or None. "
+            f"Received: attention_options={attention_options!r}"
+        )
+    reserved = sorted(set(attention_options) & set(_BLOCK_ATTENTION_ARGUMENTS))
+    if reserved:
+        raise ValueError(
+            "Argument `attention_options` must not set the arguments the "
+            f"block sets itself ({', '.join(_BLOCK_ATTENTION_ARGUMENTS)}; use "
+            "the block's own `num_heads`, `key_dim`, `attention_dropout`, "
+            "`use_attention_bias`, ...). Received: "
+            f"attention_options={attention_options!r}"
+        )
+    accepted = set(_LAYER_ARGUMENTS)
+    for cls in attention_class(attention_type).__mro__:
+        if "__init__" in vars(cls):
+            accepted |= set(inspect.signature(cls.__init__).parameters)
+    accepted -= {"self", "args", "kwargs"}
+    unknown = sorted(set(attention_options) - accepted)
+    if unknown:
+        raise ValueError(
+            "Argument `attention_options` holds arguments that "
+            f"`{attention_class(attention_type).__name__}` does not take: "
+            f"{unknown}. Received: attention_options={attention_options!r}"
+        )
 
 
 def _is_positive_int(value):
@@ -180,6 +231,15 @@ class TransformerEncoderBlock(keras.layers.Layer):
                 "arguments of the attention layer, or None. "
                 f"Received: attention_options={attention_options!r}"
             )
+        _check_attention_options(attention_type, attention_options)
+        checks = argument_checks
+        checks.check_rate("dropout", dropout)
+        checks.check_rate("attention_dropout", attention_dropout)
+        checks.check_activation("activation", activation)
+        checks.check_positive_number("layer_norm_epsilon", layer_norm_epsilon)
+        checks.check_bool("use_attention_bias", use_attention_bias)
+        checks.check_initializer("kernel_initializer", kernel_initializer)
+        checks.check_initializer("bias_initializer", bias_initializer)
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.attention_type = attention_type

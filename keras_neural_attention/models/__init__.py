@@ -3,9 +3,17 @@
 The modules here import KerasHub (which imports TensorFlow when it is
 installed, about 3 s), so this package loads them on first attribute access:
 `import keras_neural_attention.models` alone imports neither.
+
+Saved models still load after `import keras_neural_attention` alone: every
+serializable class of these modules has a stand-in in Keras' registry of
+custom objects (`keras.saving.get_custom_objects()`) under its registered
+name, which imports the defining module when Keras deserializes an object of
+that class. Importing the module replaces the stand-in by the class itself.
 """
 
 import importlib
+
+import keras
 
 _EXPORTS = {
     "BiasedReversibleEmbedding": "biased_reversible_embedding",
@@ -34,6 +42,64 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+_PACKAGE = "keras_neural_attention"
+
+# Registered name (`package>ClassName`) -> defining module, for every class
+# of the modules above that is registered with
+# `keras.saving.register_keras_serializable(package="keras_neural_attention")`.
+SERIALIZABLE_CLASSES = {
+    f"{_PACKAGE}>BiasedReversibleEmbedding": "biased_reversible_embedding",
+    f"{_PACKAGE}>NeuralAttentionLMBackbone": "causal_lm",
+    f"{_PACKAGE}>TransformerDecoder": "transformer_decoder",
+    f"{_PACKAGE}>VisionTransformerBackbone": "vit",
+}
+
+
+class _LazySerializableClass:
+    """Stands in Keras' custom-object registry for a class whose module is
+    not imported yet.
+
+    Keras' deserialization calls `from_config` on what the registry holds;
+    this imports the defining module (which registers the class itself,
+    replacing the stand-in) and hands over to the class. Calling the
+    stand-in constructs the class.
+    """
+
+    def __init__(self, registered_name, module_name):
+        self.registered_name = registered_name
+        self.module_name = module_name
+        self.class_name = registered_name.split(">", 1)[1]
+
+    def resolve(self):
+        """Imports the defining module and returns the class."""
+        module = importlib.import_module(f"{__name__}.{self.module_name}")
+        return getattr(module, self.class_name)
+
+    def from_config(self, config, *args, **kwargs):
+        return self.resolve().from_config(config, *args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+    def __repr__(self):
+        return (
+            f"<lazy {self.registered_name} from "
+            f"{__name__}.{self.module_name}>"
+        )
+
+
+def _register_lazy_serializable_classes():
+    registry = keras.saving.get_custom_objects()
+    for registered_name, module_name in SERIALIZABLE_CLASSES.items():
+        # Never replace the class itself (its module already imported).
+        if registered_name not in registry:
+            registry[registered_name] = _LazySerializableClass(
+                registered_name, module_name
+            )
+
+
+_register_lazy_serializable_classes()
 
 
 def __getattr__(name):

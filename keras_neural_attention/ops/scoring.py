@@ -91,6 +91,26 @@ def validate_implementation(implementation, allowed=IMPLEMENTATIONS):
         )
 
 
+# Letters for the middle axes of `_dense`'s input (the scoring network's
+# inputs have one or two: `(b, n, T, i)` or `(b, n, T, S, i)`).
+_MIDDLE_AXES = "tsuvwxyz"
+
+
+def _dense_equation(rank, per_head):
+    """The einsum equation of `_dense` for an input of `rank`, written out
+    with one letter per axis.
+
+    No ellipsis: TensorFlow 2.21's einsum can abort the process ("double free
+    or corruption") on `"bn...i,nio->bn...o"` for some shapes, e.g. `(2, 1,
+    28, 23)` and `(1, 23, 1)`. Fixed-rank equations take the ordinary
+    batched-matmul path on every backend.
+    """
+    middle = _MIDDLE_AXES[: rank - 3]
+    if per_head:
+        return f"bn{middle}i,nio->bn{middle}o"
+    return f"bn{middle}i,io->bn{middle}o"
+
+
 def _dense(x, kernel, bias, num_middle_axes):
     """Applies `x @ kernel + bias` on the last axis.
 
@@ -100,16 +120,21 @@ def _dense(x, kernel, bias, num_middle_axes):
     rather than `matmul`: Keras' torch `matmul` computes float64 inputs in
     float32.)
     """
-    if len(kernel.shape) == 3:
-        y = ops.einsum("bn...i,nio->bn...o", x, kernel)
-        if bias is not None:
+    rank = len(x.shape)
+    if rank != num_middle_axes + 3 or rank - 3 > len(_MIDDLE_AXES):
+        raise ValueError(
+            "Expected `x` of rank "
+            f"{num_middle_axes + 3} (batch, heads, {num_middle_axes} middle "
+            f"axes, features). Received: x.shape={tuple(x.shape)}"
+        )
+    per_head = len(kernel.shape) == 3
+    y = ops.einsum(_dense_equation(rank, per_head), x, kernel)
+    if bias is not None:
+        if per_head:
             bias = ops.reshape(
                 bias, (bias.shape[0],) + (1,) * num_middle_axes
                 + (bias.shape[-1],)
             )
-    else:
-        y = ops.einsum("...i,io->...o", x, kernel)
-    if bias is not None:
         y = y + bias
     return y
 

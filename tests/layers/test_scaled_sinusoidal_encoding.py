@@ -66,3 +66,42 @@ def test_matches_reference_and_scales_inputs(frequencies, reference):
 def test_bad_arguments_raise_value_error(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         ScaledSinusoidalEncoding(**kwargs)
+
+
+def test_embedding_mask_passes_through():
+    # Issue 10 hunt: without `supports_masking` Keras dropped the mask of
+    # `Embedding(mask_zero=True)` here (with a warning), so the attention
+    # after it attended to padding.
+    import keras
+
+    ids = np.array([[3, 4, 0, 0], [1, 2, 3, 4]], "int32")
+    embedded = keras.layers.Embedding(10, 6, mask_zero=True)(ids)
+    encoded = ScaledSinusoidalEncoding(8)(embedded)
+    mask = getattr(encoded, "_keras_mask", None)
+    assert mask is not None
+    np.testing.assert_array_equal(ops.convert_to_numpy(mask), ids > 0)
+
+    inputs = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(10, 6, mask_zero=True)(inputs)
+    x = ScaledSinusoidalEncoding(8)(x)
+    assert getattr(x, "_keras_mask", None) is not None
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, start_index, error, match",
+    [
+        ((2, 5), "float32", 0, ValueError, "rank 3"),
+        ((2, 5, 3, 4), "float32", 0, ValueError, "rank 3"),
+        ((2, 5, 4), "int32", 0, TypeError, "floating-point"),
+        ((2, 9, 4), "float32", 0, ValueError, "max_sequence_length"),
+        ((2, 2, 4), "float32", 7, ValueError, "start_index=7"),
+    ],
+)
+def test_inputs_it_cannot_encode_raise(shape, dtype, start_index, error,
+                                       match):
+    # Issue 10 hunt: these gave backend broadcast errors, or (integer
+    # embeddings) a position signal silently truncated to integers.
+    layer = ScaledSinusoidalEncoding(8)
+    with pytest.raises(error, match=match):
+        layer(np.ones(shape, dtype), start_index=start_index)
+    assert tuple(layer(np.ones((2, 8, 4), "float32")).shape) == (2, 8, 4)
