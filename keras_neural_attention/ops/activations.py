@@ -101,19 +101,19 @@ def validate_scoring_activation(identifier):
             f"Argument `activation` must be {_accepted()}. "
             f"Received: activation={identifier!r}"
         )
-    probe = np.linspace(-1.5, 1.5, 6, dtype="float32").reshape(2, 3)
+    probe = np.linspace(-1.5, 1.5, 8, dtype="float32").reshape(2, 4)
     try:
         result = activation(ops.convert_to_tensor(probe))
         shape = tuple(ops.shape(result))
     except Exception as error:  # noqa: BLE001 (any failure means unusable)
         raise ValueError(
             f"Argument `activation` must be {_accepted()}; calling it on a "
-            f"(2, 3) tensor failed with {type(error).__name__}: {error}. "
+            f"(2, 4) tensor failed with {type(error).__name__}: {error}. "
             f"Received: activation={identifier!r}"
         ) from error
     if shape != probe.shape:
         raise ValueError(
-            f"Argument `activation` must be {_accepted()}; it maps a (2, 3) "
+            f"Argument `activation` must be {_accepted()}; it maps a (2, 4) "
             f"tensor to shape {shape}. Received: activation={identifier!r}"
         )
     return activation

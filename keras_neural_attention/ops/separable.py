@@ -33,20 +33,25 @@ The features
 
 satisfy, for every kept key (`c_jr <= gamma`) and whenever `alpha_i + gamma
 <= L`, `phi_i . psi_j = sum_r w_r exp(a_ir + c_jr) = s_ij - b_a` exactly
-(the shifts cancel: `(a - alpha + alpha + gamma) + (c - gamma) = a + c`), and
-every factor is at most `e^L`, every dot product at most `max_float / 2`:
-nothing overflows, so nothing is NaN. The true scores of a row reach
-`e^{alpha_i + gamma}` in size; when that exceeds `e^L` (about `1e38 /
-sum_r |w_r|` in float32) they are not representable, and the row's scores
-are instead divided by `e^{alpha_i + gamma - L}`, a positive per-row
-constant: the order of the keys (the arg max) is kept and the softmax is
-that of a temperature `e^L` times smaller, at which it is one-hot up to
-float32 rounding whenever the largest score is not tied. (The `"reference"`
-and `"factored"` paths evaluate `exp(a + c)` itself, which overflows to inf
-and then NaN once `a + c > log(max_float)`, about 88.7 in float32.) Keys
-whose `c` lies more than about 87 below `gamma` underflow to a zero
-contribution; that is exact to rounding unless every key a query may attend
-to is that far below a key only other queries attend to.
+(the shifts cancel: `(a - alpha + alpha + gamma) + (c - gamma) = a + c`).
+Every factor is at most `e^L` and every dot product at most `max_float / 2`,
+so nothing overflows and nothing is NaN, whatever the inputs.
+
+The bound of exactness is therefore `max_r a_ir + max_{j, r} c_jr <= L`
+(about 88.7 - log(max(1, sum_r |w_r|)) in float32): the factors `e^{a_ir}`
+and `e^{c_jr}` may each overflow (a = 150 and c = -100 is exact), only
+their products must not. Beyond the bound, scores of that row can exceed
+the float range; the row's scores are then divided by the positive constant
+`e^{alpha_i + gamma - L}`: finite, never NaN, the keys keep their order
+(the arg max is kept), but the softmax is flatter than the exact one (whose
+scores float32 cannot hold). The `"reference"` and `"factored"` paths
+evaluate `exp(a + c)` itself, which overflows to inf, and with hidden units
+of both output signs to NaN, once `a + c > log(max_float)` (about 88.7 in
+float32), and so do networks with more hidden layers.
+
+Keys whose `c` lies more than about 87 below `gamma` contribute zero (their
+factor underflows); that is exact to rounding unless every key a query may
+attend to lies that far below a key that only other queries attend to.
 """
 
 import math
@@ -159,9 +164,10 @@ def expanded_features(a, c, weights, activation, kept_keys=None):
 
 
 def _uses_dot_product_attention(dtype):
-    """Keras' torch `dot_product_attention` computes float64 in float32:
-    float64 calls there use the explicit form (einsum, softmax, einsum)."""
-    return not (keras.backend.backend() == "torch" and dtype == "float64")
+    """Keras' `dot_product_attention` computes the softmax of float64 inputs
+    in float32 (JAX, PyTorch): float64 calls use the explicit form (einsum,
+    softmax, einsum) instead."""
+    return keras.backend.standardize_dtype(dtype) != "float64"
 
 
 def _on_accelerator():
