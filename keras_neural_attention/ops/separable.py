@@ -156,18 +156,37 @@ def expanded_features(a, c, weights, activation, kept_keys=None):
     gamma = ops.expand_dims(gamma, -1)  # (B, N, 1, 1)
     weight_sum = ops.stop_gradient(ops.sum(ops.abs(w), axis=-1, keepdims=True))
     limit = math.log(finfo_max / 2) - ops.log(
-        ops.maximum(weight_sum, ops.ones_like(weight_sum))
+        _maximum(weight_sum, ops.ones_like(weight_sum))
     )
-    phi = ops.exp(a - alpha + ops.minimum(alpha + gamma, limit))
-    psi = w * ops.exp(ops.minimum(c - gamma, ops.zeros_like(c)))
+    phi = ops.exp(a - alpha + _minimum(alpha + gamma, limit))
+    psi = w * ops.exp(_minimum(c - gamma, ops.zeros_like(c)))
     return phi, psi
 
 
+# Keras' torch `minimum` / `maximum` return float32 for float64 inputs
+# (keras 3.15.1); `where` keeps the dtype on every backend.
+def _minimum(x, y):
+    return ops.where(x <= y, x, y)  # ties: x, which carries the gradient
+
+
+def _maximum(x, y):
+    return ops.where(x >= y, x, y)
+
+
 def _uses_dot_product_attention(dtype):
-    """Keras' `dot_product_attention` computes the softmax of float64 inputs
-    in float32 (JAX, PyTorch): float64 calls use the explicit form (einsum,
-    softmax, einsum) instead."""
-    return keras.backend.standardize_dtype(dtype) != "float64"
+    """Whether to call `keras.ops.dot_product_attention` rather than the
+    explicit form (einsum, `masked_softmax`, einsum; same memory as
+    `MultiHeadAttention` on a CPU).
+
+    Not for float64: Keras computes its softmax in float32 (JAX, PyTorch).
+    Not on TensorFlow: there it is the same einsum-softmax-einsum, with no
+    fused kernel, and its gradient through rows with a saturated softmax
+    (exponential scores) measured up to 3e-3 off the exact zero, where
+    `masked_softmax`'s gradient is exact."""
+    return (
+        keras.backend.standardize_dtype(dtype) != "float64"
+        and keras.backend.backend() != "tensorflow"
+    )
 
 
 def _on_accelerator():

@@ -162,7 +162,7 @@ def test_gradients_equal_factored_path(activation):
                 q, k, v, w, activation=activation, attention_mask=mask,
                 causal=True, implementation=implementation,
             )
-            return keras.ops.sum(out * target)
+            return keras.ops.sum(out * keras.ops.convert_to_tensor(target))
 
         return fn
 
@@ -205,7 +205,9 @@ def test_exponential_exact_where_each_factor_overflows(x64):
     w32 = keras.tree.map_structure(lambda x: np.asarray(x, "float32"),
                                    weights)
     phi, psi = expanded_features(
-        a.astype("float32"), c.astype("float32"), w32,
+        keras.ops.convert_to_tensor(a.astype("float32")),
+        keras.ops.convert_to_tensor(c.astype("float32")),
+        keras.tree.map_structure(keras.ops.convert_to_tensor, w32),
         keras.activations.exponential,
     )
     dots = np.einsum("bntf,bnsf->bnts", to_numpy(phi).astype("float64"),
