@@ -174,7 +174,8 @@ def neural_attention(
         activation: activation of the hidden layers (name or callable).
         attention_mask: optional boolean `(batch or 1, T, S)`; `True` keeps a
             pair. Rows with no kept pair output zeros.
-        implementation: `"auto"`, `"reference"`, `"factored"`, `"triton"`
+        implementation: `"auto"`, `"reference"`, `"factored"`,
+            `"separable"` (one hidden layer, separable activation), `"triton"`
             or `"pallas"` (see `resolve_implementation`).
         query_chunk_size: number of query rows scored at once; `"auto"`
             bounds each block to `AUTO_CHUNK_ELEMENTS` elements; `None`
