@@ -11,7 +11,11 @@ Measured variants (self-attention, float32):
 - `factored`:  `NeuralAttention(implementation="factored",
                query_chunk_size=None)`,
 - `chunked`:   `NeuralAttention(implementation="factored",
-               query_chunk_size="auto")` (the layer's default path).
+               query_chunk_size="auto")` (the layer's default path),
+- `separable`: `NeuralAttention(hidden_units=(d',), activation="square",
+               implementation="auto")`: a separable scoring network, which
+               "auto" runs as `keras.ops.dot_product_attention` on expanded
+               features (`keras_neural_attention.ops.separable`).
 
 Each (variant, T, mode) runs in a fresh child process (this script, re-run
 with a hidden `--_child` argument), so every peak-memory number belongs to one
@@ -75,6 +79,13 @@ VARIANTS = {
         "NA factored+chunked",
         {"implementation": "factored", "query_chunk_size": "auto"},
     ),
+    # One hidden layer of width d' with a separable activation: a different
+    # scoring network (not the paper's), timed on the path "auto" gives it.
+    "separable": (
+        "NA separable (square, hidden (d',))",
+        {"implementation": "auto", "query_chunk_size": "auto",
+         "activation": "square", "single_hidden_layer": True},
+    ),
 }
 
 # Copy of `keras_neural_attention.ops.attention.AUTO_CHUNK_ELEMENTS`, used by
@@ -107,7 +118,7 @@ def auto_chunk_rows(batch, heads, key_length, widest_layer):
 def chunk_rows(variant, seq_len, cfg):
     """Query rows scored at once by `variant` (None: whole sequence)."""
     kwargs = VARIANTS[variant][1]
-    if kwargs is None:
+    if kwargs is None or kwargs.get("single_hidden_layer"):
         return None
     chunk = kwargs["query_chunk_size"]
     if chunk is not None and cfg["chunk_size"] != "auto":
@@ -138,7 +149,7 @@ def estimate_bytes(variant, seq_len, mode, cfg):
     """
     b, n, t, s = cfg["batch"], cfg["heads"], seq_len, seq_len
     d, hidden = cfg["projection_dim"], cfg["hidden_units"]
-    if variant == "mha":
+    if variant == "mha" or VARIANTS[variant][1].get("single_hidden_layer"):
         per_pair = 3
     elif VARIANTS[variant][1]["implementation"] == "reference":
         per_pair = 4 * d + 2 * sum(hidden) + 3
@@ -441,11 +452,15 @@ def _make_layer(variant, cfg):
     chunk = kwargs["query_chunk_size"]
     if chunk is not None and cfg["chunk_size"] != "auto":
         chunk = cfg["chunk_size"]
+    hidden_units = tuple(cfg["hidden_units"])
+    if kwargs.get("single_hidden_layer"):
+        hidden_units = (cfg["projection_dim"],)
     return NeuralAttention(
         num_heads=cfg["heads"],
         key_dim=cfg["key_dim"],
         projection_dim=cfg["projection_dim"],
-        hidden_units=tuple(cfg["hidden_units"]),
+        hidden_units=hidden_units,
+        activation=kwargs.get("activation", "relu"),
         implementation=kwargs["implementation"],
         query_chunk_size=chunk,
         dtype="float32",
@@ -457,6 +472,14 @@ def _resolved_chunk(layer, seq_len, batch):
     from keras_neural_attention.ops.attention import auto_query_chunk_size
     from keras_neural_attention.ops.attention import resolve_implementation
 
+    from keras_neural_attention.ops.separable import separable_form
+
+    if (
+        len(layer.hidden_units) == 1
+        and layer.implementation in ("auto", "separable")
+        and separable_form(layer.activation) is not None
+    ):
+        return None  # the separable path scores no blocks
     chunk = layer.query_chunk_size
     if chunk == "auto":
         implementation = resolve_implementation(layer.implementation)
@@ -1135,6 +1158,12 @@ def render_markdown(report):
             f"- MultiHeadAttention path: {meta['mha_path']} (flash attention: "
             f"{'yes' if meta.get('mha_flash_attention') else 'no'})"
         )
+    if meta.get("load_average_start_end"):
+        start, end = meta["load_average_start_end"]
+        add(
+            f"- machine load (1-minute load average, start / end of the "
+            f"run): {start:.1f} / {end:.1f}"
+        )
     if meta.get("note"):
         add(f"- note: {meta['note']}")
     add("")
@@ -1165,6 +1194,30 @@ def render_markdown(report):
             ]
             add(f"| {t} | " + " | ".join(cells) + " |")
         add("")
+    if "mha" in variants:
+        others = [v for v in variants if v != "mha"]
+        for mode in modes:
+            add(f"## {MODE_LABELS[mode][0].upper() + MODE_LABELS[mode][1:]}"
+                " time / MultiHeadAttention (x)")
+            add("")
+            add("| T | " + " | ".join(VARIANTS[v][0] for v in others) + " |")
+            add("|---:|" + "---:|" * len(others))
+            for t in seq_lengths:
+                base = _lookup(results, "mha", t, mode)
+                cells = []
+                for v in others:
+                    record = _lookup(results, v, t, mode)
+                    ok = (
+                        base is not None and record is not None
+                        and base.get("status") == "ok"
+                        and record.get("status") == "ok"
+                    )
+                    cells.append(
+                        f"{record['median_ms'] / base['median_ms']:.2f}"
+                        if ok else "-"
+                    )
+                add(f"| {t} | " + " | ".join(cells) + " |")
+            add("")
     add("## Peak memory: reference vs factored vs chunked")
     add("")
     na_variants = [v for v in ("reference", "factored", "chunked", "mha")
@@ -1354,6 +1407,9 @@ def parse_args(argv=None):
                         "live memory instead of what the heap retains (costs "
                         "page faults). Default: glibc's dynamic threshold")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--note", default=None,
+                        help="free text recorded with the results (for "
+                        "example other jobs sharing the machine)")
     parser.add_argument("--output-dir", type=Path,
                         default=REPO_ROOT / "results" / "benchmarks")
     parser.add_argument("--tag", default=None,
@@ -1421,6 +1477,7 @@ def _execution_description(backend, tf_jit_compile):
 
 def main(argv=None):
     args = parse_args(argv)
+    load_start = os.getloadavg()[0]
     if args._probe:
         return _probe_main(args._probe)
     if args._child:
@@ -1590,10 +1647,14 @@ def main(argv=None):
             ),
             "execution": _execution_description(backend, args.tf_jit_compile),
             "total_wall_s": time.perf_counter() - started,
-            "note": (
-                "in-process run: peak memory is not isolated per "
-                "configuration" if args.in_process else None
-            ),
+            "note": "; ".join(
+                text for text in (
+                    "in-process run: peak memory is not isolated per "
+                    "configuration" if args.in_process else None,
+                    args.note,
+                ) if text
+            ) or None,
+            "load_average_start_end": [load_start, os.getloadavg()[0]],
         }
     )
     metadata.update(cfg)

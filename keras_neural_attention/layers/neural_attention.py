@@ -7,6 +7,9 @@ from keras_neural_attention.layers.scored_attention import (
     ScoredMultiHeadAttention,
 )
 from keras_neural_attention.layers.scored_attention import native_attention
+from keras_neural_attention.ops.activations import (
+    validate_scoring_activation,
+)
 from keras_neural_attention.ops.attention import ALL_IMPLEMENTATIONS
 from keras_neural_attention.ops.attention import neural_attention
 from keras_neural_attention.ops.attention import validate_query_chunk_size
@@ -127,8 +130,27 @@ class NeuralAttention(ScoredMultiHeadAttention):
             Defaults to `max(1, key_dim // 32)`.
         hidden_units: tuple of ints. Widths of the scoring network's hidden
             layers. Defaults to `(d', max(1, d' // 2))`.
-        activation: activation of the hidden layers (name or callable).
-            Defaults to `"relu"`.
+        activation: elementwise activation of the hidden layers: the name
+            of a Keras activation, `"square"` (`x**2`), `"cube"` (`x**3`), or
+            a callable that maps a tensor to a tensor of the same shape.
+            Defaults to `"relu"`. Names Keras resolves that are not
+            elementwise one-argument functions (`"glu"`, `"threshold"`)
+            raise `ValueError`. With one hidden layer (`hidden_units=(h,)`),
+            `"square"`, `"cube"`, `"exponential"` and `"linear"` are
+            *separable*: the score is exactly a dot product of expanded
+            query and key features (`"square"`: a bilinear score plus a
+            per-key bias, `h + 1` features; `"cube"`: `2 h + 1`;
+            `"exponential"`: `h`), and `implementation="auto"` runs them as
+            `keras.ops.dot_product_attention` (flash kernels where the
+            backend has them). There `"exponential"` never overflows: it is
+            exact while the largest query term plus the largest key term of
+            the first layer stays below about `88.7 - log(sum |w_out|)` in
+            float32, and beyond that stays finite and keeps the order of the
+            keys (the scores of such a row are divided by a positive
+            constant; see `keras_neural_attention.ops.separable`). The
+            `"reference"` and `"factored"` paths, and networks with more
+            hidden layers, overflow to inf or NaN once a hidden
+            pre-activation exceeds `log(max float)`, about 88.7 in float32.
         share_scoring_across_heads: bool. `True` (default) uses one
             down-projection and scoring network for every head; `False`
             gives every head its own.
@@ -136,7 +158,9 @@ class NeuralAttention(ScoredMultiHeadAttention):
             `"reference"` (builds the concatenated pair tensor, as the paper
             describes), `"factored"` (splits the first layer into a query
             term and a key term that are broadcast-added; same function, same
-            weights, no concatenation), or a fused flash-style kernel that
+            weights, no concatenation), `"separable"` (separable activations
+            with one hidden layer only, see `activation`; what `"auto"` picks
+            for them), or a fused flash-style kernel that
             never stores the scores: `"triton"` (PyTorch backend) or
             `"pallas"` (JAX backend). `"auto"` uses the fused kernel of the
             backend on a CUDA GPU when the call needs no attention scores or
@@ -256,18 +280,7 @@ class NeuralAttention(ScoredMultiHeadAttention):
             )
         validate_implementation(implementation, ALL_IMPLEMENTATIONS)
         validate_query_chunk_size(query_chunk_size)
-        try:
-            activation_fn = keras.activations.get(activation)
-        except (ValueError, TypeError) as error:
-            raise ValueError(
-                "Argument `activation` must be the name of a Keras activation "
-                f"or a callable. Received: activation={activation!r}"
-            ) from error
-        if activation_fn is None or not callable(activation_fn):
-            raise ValueError(
-                "Argument `activation` must be the name of a Keras activation "
-                f"or a callable. Received: activation={activation!r}"
-            )
+        activation_fn = validate_scoring_activation(activation)
         super().__init__(
             num_heads=num_heads,
             key_dim=key_dim,

@@ -12,6 +12,7 @@ import keras
 from keras import ops
 
 from keras_neural_attention.kernels import dispatch as kernel_dispatch
+from keras_neural_attention.ops.activations import get_scoring_activation
 from keras_neural_attention.ops.masks import normalize_attention_mask
 from keras_neural_attention.ops.scoring import IMPLEMENTATIONS
 from keras_neural_attention.ops.scoring import cast_scoring_weights
@@ -20,10 +21,14 @@ from keras_neural_attention.ops.scoring import pair_scores
 from keras_neural_attention.ops.scoring import query_terms
 from keras_neural_attention.ops.scoring import scoring_dtype
 from keras_neural_attention.ops.scoring import validate_implementation
+from keras_neural_attention.ops.separable import separable_attention
+from keras_neural_attention.ops.separable import separable_support
 from keras_neural_attention.ops.softmax import masked_softmax
 
 FUSED_IMPLEMENTATIONS = tuple(kernel_dispatch.FUSED_IMPLEMENTATIONS)
-ALL_IMPLEMENTATIONS = ("auto",) + IMPLEMENTATIONS + FUSED_IMPLEMENTATIONS
+ALL_IMPLEMENTATIONS = (
+    ("auto",) + IMPLEMENTATIONS + ("separable",) + FUSED_IMPLEMENTATIONS
+)
 
 # Largest number of elements one intermediate tensor of a block of the scoring
 # network may hold when `query_chunk_size="auto"` (64 MiB in float32). A block
@@ -42,16 +47,20 @@ def resolve_implementation(
 ):
     """Maps an `implementation` argument to the path that will run.
 
-    Every implementation computes the same function. `"auto"` picks a fused
-    kernel (`"triton"` on PyTorch, `"pallas"` on JAX) when one is compiled
-    for the GPU in use and supports the call, and `"factored"` otherwise
-    (never slower nor larger than `"reference"`). The fused kernels return
-    no probabilities and apply no dropout, so calls that need either use
-    `"factored"`; asking for a fused kernel by name then raises.
+    Every implementation computes the same function. `"auto"` picks
+    `"separable"` (`keras.ops.dot_product_attention` on expanded features,
+    `ops.separable`) when the scoring network has one hidden layer and a
+    separable activation (`"linear"`, `"square"`, `"cube"`,
+    `"exponential"`); otherwise a fused kernel (`"triton"` on PyTorch,
+    `"pallas"` on JAX) when one is compiled for the GPU in use and supports
+    the call, and `"factored"` otherwise (never slower nor larger than
+    `"reference"`). The fused kernels return no probabilities and apply no
+    dropout, so calls that need either use `"factored"`; asking for a fused
+    kernel by name then raises.
 
     Args:
-        implementation: `"auto"`, `"reference"`, `"factored"`, `"triton"` or
-            `"pallas"`.
+        implementation: `"auto"`, `"reference"`, `"factored"`,
+            `"separable"`, `"triton"` or `"pallas"`.
         weights: the call's `ScoringWeights` (needed to consider kernels).
         activation: the scoring network's activation.
         value_dtype: dtype of the values.
@@ -71,6 +80,16 @@ def resolve_implementation(
     if weights is not None:
         first_width = int(weights.hidden_kernels[0].shape[-1])
         hidden_widths = [int(k.shape[-1]) for k in weights.hidden_kernels[1:]]
+    if implementation == "separable" and weights is not None:
+        ok, reason = separable_support(activation, weights)
+        if not ok:
+            raise ValueError(
+                "implementation='separable' cannot run this scoring network: "
+                f"{reason}. Use implementation='auto'."
+            )
+    if implementation == "auto" and weights is not None:
+        if separable_support(activation, weights)[0]:
+            return "separable"
     if implementation in FUSED_IMPLEMENTATIONS:
         if needs_probabilities:
             raise ValueError(
@@ -177,7 +196,8 @@ def neural_attention(
             `(batch, heads, T, S)` (axes of size 1 broadcast), boolean or 0/1
             integers; `True` keeps a pair. Rows with no kept pair output
             zeros. Other shapes raise `ValueError`.
-        implementation: `"auto"`, `"reference"`, `"factored"`, `"triton"`
+        implementation: `"auto"`, `"reference"`, `"factored"`,
+            `"separable"` (one hidden layer, separable activation), `"triton"`
             or `"pallas"` (see `resolve_implementation`).
         query_chunk_size: number of query rows scored at once; `"auto"`
             bounds each block to `AUTO_CHUNK_ELEMENTS` elements; `None`
@@ -196,7 +216,7 @@ def neural_attention(
         (float64 for float64 inputs) whatever the input dtype.
     """
     validate_query_chunk_size(query_chunk_size)
-    activation = keras.activations.get(activation)
+    activation = get_scoring_activation(activation)
     dtype = scoring_dtype(query.dtype)
     weights = cast_scoring_weights(weights, dtype)
     batch, query_length, heads = query.shape[:3]
@@ -221,6 +241,11 @@ def neural_attention(
         needs_probabilities=dropout is not None or return_attention_scores,
         per_head_mask=per_head_mask,
     )
+    if implementation == "separable":
+        return separable_attention(
+            query, key, value, weights, activation, attention_mask, causal,
+            dropout, return_attention_scores,
+        )
     if implementation in FUSED_IMPLEMENTATIONS:
         return _fused_attention(
             implementation, query, key, value, weights, activation,

@@ -292,6 +292,13 @@ def test_dropout_only_in_training():
         (dict(hidden_units="4"), "hidden_units"),
         (dict(activation="not_an_activation"), "activation"),
         (dict(activation=3), "activation"),
+        # Keras resolves these names, but they are not elementwise
+        # one-argument functions: refused at construction, not at the call.
+        (dict(activation="glu"), "activation.*glu"),
+        (dict(activation="threshold"), "activation.*threshold"),
+        (dict(activation=lambda x: x[..., :1]), "activation.*shape"),
+        (dict(implementation="separable", hidden_units=(3, 2),
+              activation="square"), None),
         (dict(share_scoring_across_heads="yes"), "share_scoring_across_heads"),
         (dict(implementation="fast"), "implementation"),
         (dict(query_chunk_size=0), "query_chunk_size"),
@@ -307,8 +314,63 @@ def test_dropout_only_in_training():
 def test_invalid_arguments_raise_value_error_naming_them(kwargs, name):
     args = dict(num_heads=2, key_dim=8)
     args.update(kwargs)
+    if name is None:
+        # Accepted at construction; refused, naming the reason, at the call.
+        layer = NeuralAttention(**args)
+        x = np.zeros((1, 3, 8), "float32")
+        with pytest.raises(ValueError, match="separable.*hidden layer"):
+            layer(x, x)
+        return
     with pytest.raises(ValueError, match=name):
         NeuralAttention(**args)
+
+
+def test_glu_message_names_what_is_accepted():
+    with pytest.raises(ValueError) as info:
+        NeuralAttention(num_heads=2, key_dim=8, activation="glu")
+    message = str(info.value)
+    assert "Received: activation='glu'" in message
+    assert "'square'" in message and "same shape" in message
+
+
+@pytest.mark.parametrize("activation", ["square", "cube", "exponential",
+                                        "linear"])
+def test_separable_activations_match_the_factored_path(activation):
+    rng = np.random.default_rng(21)
+    query, value = random_inputs(rng)
+    mask = rng.random((2, 5, 7)) > 0.3
+    auto = NeuralAttention(num_heads=2, key_dim=8, projection_dim=2,
+                           hidden_units=(3,), activation=activation)
+    auto(query, value)
+    randomize_biases(auto, rng)
+    factored = NeuralAttention.from_config(
+        dict(auto.get_config(), implementation="factored")
+    )
+    factored(query, value)
+    factored.set_weights(auto.get_weights())
+    for kwargs in (dict(attention_mask=mask), dict(use_causal_mask=True)):
+        got = to_numpy(auto(query, value, **kwargs))
+        expected = to_numpy(factored(query, value, **kwargs))
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_named_activation_saves_and_reloads(tmp_path):
+    rng = np.random.default_rng(22)
+    inputs = keras.Input((6, 12))
+    layer = NeuralAttention(num_heads=2, key_dim=8, hidden_units=(3,),
+                            activation="square")
+    outputs = layer(inputs, inputs)
+    model = keras.Model(inputs, outputs)
+    x = rng.normal(size=(2, 6, 12)).astype("float32")
+    before = to_numpy(model(x))
+    path = os.path.join(tmp_path, "square.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(to_numpy(reloaded(x)), before)
+    revived = [l for l in reloaded.layers if isinstance(l, NeuralAttention)]
+    assert revived[0].activation is layer.activation
+    clone = NeuralAttention.from_config(layer.get_config())
+    assert clone.activation is layer.activation
 
 
 def test_rejects_inputs_without_a_sequence_axis():
