@@ -68,6 +68,18 @@ def measure_model(domain, attention, recipe, batch_size, repeats, seed=0):
     return result
 
 
+def measure_trained(model, recipe, batch_size, repeats, seed=0):
+    """`measure_cost` of a trained (compiled) language model on random
+    tokens of its recipe's context."""
+    rng = np.random.default_rng(seed)
+    x, y = _language_batch(recipe, batch_size, rng)
+    result = evaluation.measure_cost(model, x, y, batch_size, repeats)
+    result.update(domain="language", tokens=int(recipe.context),
+                  parameters=int(model.count_params()),
+                  projection_dim=recipe.projection_dim)
+    return result
+
+
 def measure_series(domain, attention, recipes, batch_size, repeats,
                    measure_rss=False):
     """`measure_model` for each recipe in turn (smallest first); with

@@ -30,8 +30,8 @@ LANGUAGE = {
     ),
     "smoke": LanguageModelRecipe(
         dataset="wikitext-2", train_split="valid", eval_split="test",
-        max_train_lines=300, max_eval_lines=60, vocabulary_size=500,
-        context=32, num_layers=2, num_heads=2, hidden_dim=64,
+        max_train_lines=200, max_eval_lines=40, vocabulary_size=400,
+        context=32, num_layers=1, num_heads=2, hidden_dim=64,
         intermediate_dim=64, steps=24, validation_every=12, batch_size=8,
         eval_batch_size=32, released_code_stride=16, learning_rate=1e-3,
         seeds=(0,),
@@ -70,7 +70,9 @@ VISION = {
         num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128,
         epochs=2, batch_size=64, learning_rate=1e-3,
         schedule="warmup_cosine", warmup_epochs=0.5,
-        augmentation="crop_flip", seeds=(0,),
+        # No augmentation at smoke: compiling the random crop on JAX takes
+        # minutes on a loaded 2-core machine.
+        augmentation=None, seeds=(0,),
     ),
     # A 4-layer ViT of width 128 (patch 4, 2 heads of 64): about 50 s per
     # 10,000 images per epoch on JAX on this 2-core machine.

@@ -24,7 +24,7 @@ SCALES = {
         sequence_lengths=(8,), cost_batch_size=2, cost_repeats=1,
         isolate=False),
     "smoke": TableScale(
-        language=scales.language_recipe("smoke", num_layers=1),
+        language=scales.LANGUAGE["smoke"],
         vision=scales.vision_recipe("smoke", num_layers=1),
         sequence_lengths=(32, 128), cost_batch_size=4, cost_repeats=2,
         isolate=False,

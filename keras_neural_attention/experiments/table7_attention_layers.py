@@ -21,6 +21,11 @@ SCALES = {
     name: TableScale(language=scales.LANGUAGE[name])
     for name in scales.SCALE_NAMES
 }
+# Two layers, so that "every layer" differs from "the first layer".
+SCALES["tiny"] = TableScale(language=scales.language_recipe(
+    "tiny", num_layers=2))
+SCALES["smoke"] = TableScale(language=scales.language_recipe(
+    "smoke", num_layers=2, steps=12, validation_every=12))
 
 
 def run(scale="smoke", data_dir=None, output_dir=None, log=None,

@@ -11,7 +11,7 @@ class _BigramLM(keras.Model):
     """Logits that depend on the previous token only: a fixed table."""
 
     def __init__(self, table):
-        super().__init__()
+        super().__init__(name="bigram_lm")
         self.table = keras.ops.convert_to_tensor(table)
 
     def call(self, inputs):

@@ -106,3 +106,20 @@ def test_gpu_recipe_is_the_issue_recipe():
         "crop_flip" and gpu.attention_layers == (0,)
     assert gpu.position_embedding == "released_code"
     assert not gpu.normalize_first and gpu.source == "npz"
+
+
+def test_crop_flip_moves_pixels_and_is_identity_at_inference():
+    augment = recipes.augmentation_layers("crop_flip", seed=3)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    out = keras.ops.convert_to_numpy(augment(images, training=True))
+    assert out.shape == images.shape
+    assert not np.allclose(out, images)
+    # Nearest-pixel shifts with reflected borders only move pixels.
+    for a, b in zip(out, images):
+        assert set(np.round(a.ravel(), 5)) <= set(np.round(b.ravel(), 5))
+    same = keras.ops.convert_to_numpy(augment(images, training=False))
+    np.testing.assert_array_equal(same, images)
+    assert recipes.augmentation_layers(None) is None
+    with pytest.raises(ValueError, match="`augmentation` must be one of"):
+        recipes.augmentation_layers("mixup")

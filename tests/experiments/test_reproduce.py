@@ -56,3 +56,19 @@ def test_unknown_table_or_scale():
         reproduce.table_module("9")
     with pytest.raises(ValueError, match="`scale` must be one of"):
         reproduce.reproduce("1", scale="huge")
+
+
+def test_reproduce_table_1_through_the_command_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["reproduce", "1", "--scale", "tiny", "--output-dir",
+                     str(out)]) == 0
+    record = json.loads(next(out.glob("table1-tiny-*.json")).read_text())
+    by_model = {(r["model"], r["attention"]): r for r in record["rows"]}
+    for attention in ("dot_product", "neural"):
+        row = by_model[("WikiText-103 LM (paper)", attention)]
+        assert row["parameters"] == row["released_code"]
+        for dataset in ("CIFAR10", "CIFAR100"):
+            row = by_model[(f"{dataset} ViT (paper)", attention)]
+            assert row["parameters"] == row["released_code"]
+    assert "| LM parameters added by Neural Attention |" in (
+        capsys.readouterr().out)
