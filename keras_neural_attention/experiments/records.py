@@ -204,7 +204,12 @@ def render_markdown(records):
             f"Scale `{record['scale']}`, backend `{record['backend']}` on "
             f"{record['device']}, {record['date']}, seeds "
             f"{_format_value(record['seeds'], '{}')}, wall time "
-            f"{_format_value(record['wall_time_s'], '{:.0f}')} s."
+            f"{_format_value(record['wall_time_s'], '{:.0f}')} s"
+            + (f" ({record['cpu_time_s']:.0f} s CPU, load average "
+               f"{record['load_average'][0]:.1f})"
+               if record.get("cpu_time_s") is not None
+               and record.get("load_average") else "")
+            + "."
         )
         lines.append("")
         if record["status"] != "complete":

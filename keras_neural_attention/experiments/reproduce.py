@@ -46,6 +46,13 @@ def _log(message):
     print(message, file=sys.stderr, flush=True)
 
 
+def _load_average():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def reproduce(table, scale="smoke", data_dir=None, output_dir=None,
               log=_log, verbose=2):
     """Runs one table (or `"all"`) and writes each record.
@@ -70,22 +77,55 @@ def reproduce(table, scale="smoke", data_dir=None, output_dir=None,
             f"Received: scale={scale!r}"
         )
     tables = list(TABLES) if str(table) == "all" else [str(table)]
-    modules = [table_module(t) for t in tables]
-    output_dir = Path(output_dir or os.path.join(DEFAULT_OUTPUT_DIR, scale))
+    for name in tables:
+        table_module(name)
     results = []
-    for name, module in zip(tables, modules):
-        start = time.perf_counter()
-        if log:
-            log(f"Table {name} ({module.TITLE}), scale {scale} ...")
-        record = module.run(
-            scale=scale, data_dir=data_dir,
-            output_dir=str(output_dir / f"table{name}"), log=log,
-            verbose=verbose)
-        record["wall_time_s"] = round(time.perf_counter() - start, 1)
-        record["paths"] = records.write_record(record, output_dir)
-        if log:
-            log(f"Table {name}: {record['status']}, "
-                f"{record['wall_time_s']:.0f} s -> "
-                f"{record['paths']['json']}")
+    for name in tables:
+        record = run_table(name, scale, data_dir=data_dir,
+                           output_dir=output_dir, log=log, verbose=verbose)
         results.append(record)
     return results
+
+
+def run_table(table, scale="smoke", data_dir=None, output_dir=None,
+              log=_log, verbose=2, keep_models=False):
+    """Runs one table, times it (wall and CPU time, load average) and
+    writes its record into `output_dir` (default
+    `results/reproduce/<scale>`); the trained models stay in the table's
+    subfolder as best checkpoints and CSV histories.
+
+    Returns:
+        The record (with `"paths"`), or `(record, models)` with
+        `keep_models` (Tables 2, 3 and 4 only: `{(variant, seed): model}`).
+    """
+    name = str(table)
+    module = table_module(name)
+    if scale not in SCALE_NAMES:
+        raise ValueError(
+            f"Argument `scale` must be one of "
+            f"{', '.join(repr(s) for s in SCALE_NAMES)}. "
+            f"Received: scale={scale!r}"
+        )
+    output_dir = Path(output_dir or os.path.join(DEFAULT_OUTPUT_DIR, scale))
+    start = time.perf_counter()
+    cpu_start = time.process_time()
+    if log:
+        log(f"Table {name} ({module.TITLE}), scale {scale} ...")
+    kwargs = {"keep_models": True} if keep_models else {}
+    result = module.run(
+        scale=scale, data_dir=data_dir,
+        output_dir=str(output_dir / f"table{name}"), log=log,
+        verbose=verbose, **kwargs)
+    record, models = result if keep_models else (result, None)
+    record["wall_time_s"] = round(time.perf_counter() - start, 1)
+    # CPU time of this process (all its threads): on a shared machine a
+    # steadier measure of the work than the wall time.
+    record["cpu_time_s"] = round(time.process_time() - cpu_start, 1)
+    record["load_average"] = _load_average()
+    record["paths"] = records.write_record(record, output_dir)
+    if log:
+        log(f"Table {name}: {record['status']}, "
+            f"{record['wall_time_s']:.0f} s wall, "
+            f"{record['cpu_time_s']:.0f} s CPU -> "
+            f"{record['paths']['json']}")
+    return (record, models) if keep_models else record

@@ -24,6 +24,9 @@ SCALES = {
 # Two layers, so that "every layer" differs from "the first layer".
 SCALES["tiny"] = TableScale(language=scales.language_recipe(
     "tiny", num_layers=2))
+# Three variants x two seeds (estimated, not yet measured: under an hour).
+SCALES["cpu"] = TableScale(language=scales.language_recipe(
+    "cpu", steps=800, validation_every=200))
 SCALES["smoke"] = TableScale(language=scales.language_recipe(
     "smoke", num_layers=2, steps=12, validation_every=12))
 
