@@ -5,6 +5,8 @@ keras-neural-attention demo [--scale smoke|default|large] [--seed N]
                             [--output-dir DIR] [--in-process]
 keras-neural-attention notebooks [--scale smoke] [--output-dir DIR]
                                  [NOTEBOOK ...]
+keras-neural-attention reproduce <1..7|all> [--scale smoke|cpu|gpu|paper]
+                                 [--data-dir DIR] [--output-dir DIR]
 ```
 
 (or `python -m keras_neural_attention.cli ...`). Keras runs on the backend
@@ -67,6 +69,25 @@ def _demo(args):
     print(f"Verdict: {verdict(rows)}")
     print()
     print(f"Wrote {paths['json']} and {paths['markdown']}")
+    return 0
+
+
+def _reproduce(args):
+    from keras_neural_attention.experiments.records import render_markdown
+    from keras_neural_attention.experiments.reproduce import reproduce
+
+    try:
+        results = reproduce(
+            args.table, scale=args.scale, data_dir=args.data_dir,
+            output_dir=args.output_dir, verbose=args.verbose)
+    except (ValueError, FileNotFoundError) as error:
+        _log(f"error: {error}")
+        return 2
+    for record in results:
+        print(render_markdown(record))
+    skipped = [r["table"] for r in results if r["status"] != "complete"]
+    if skipped:
+        _log("Not run for lack of data: table(s) " + ", ".join(skipped))
     return 0
 
 
@@ -186,6 +207,39 @@ def build_parser():
         "(faster start-up; peak memory is then not measured)",
     )
     demo.set_defaults(handler=_demo)
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="reproduce one of the paper's tables (or all) at a scale",
+        description=(
+            "Runs table 1 (configurations), 2 (language-model "
+            "perplexity), 3 / 4 (CIFAR-10 / CIFAR-100 accuracy), 5 (cost), "
+            "6 (projection width d') or 7 (first layer vs every layer), or "
+            "all, and writes one JSON record and one markdown table per "
+            "table into --output-dir (default results/reproduce/<scale>)."
+        ),
+    )
+    reproduce.add_argument(
+        "table", choices=("1", "2", "3", "4", "5", "6", "7", "all"))
+    reproduce.add_argument(
+        "--scale", choices=("smoke", "cpu", "gpu", "paper", "tiny"),
+        default="smoke",
+        help="smoke: under 2 minutes a table (CI); cpu: up to an hour a "
+        "table on 2 cores; gpu: minutes on one GPU; paper: the released "
+        "code's configurations; tiny: tests only (default: smoke)",
+    )
+    reproduce.add_argument(
+        "--data-dir", default=None,
+        help="folder (or file) holding the data: wiki.*.tokens, "
+        "cifar10_jpeg.npz, CIFAR archives or a tensorflow-datasets "
+        "folder (default: $KERAS_NEURAL_ATTENTION_DATA, ../shared/data, "
+        "./data)",
+    )
+    reproduce.add_argument("--output-dir", default=None)
+    reproduce.add_argument(
+        "--verbose", type=int, choices=(0, 1, 2), default=2,
+        help="model.fit verbosity (default: 2, one line per epoch)")
+    reproduce.set_defaults(handler=_reproduce)
 
     notebooks = commands.add_parser(
         "notebooks",

@@ -7,6 +7,23 @@ Neural Attention are trained side by side.
   measured peak memory), `format_table`, `verdict` and `write_results`.
 
 Run it with `python -m keras_neural_attention.cli demo` (`make demo`).
+
+The paper's tables (`keras-neural-attention reproduce <1..7|all> --scale
+smoke|cpu|gpu|paper`) stand on one shared core:
+
+- `data` (WikiText, CIFAR), `tokenization` (WordPiece, the released code's
+  blocks), `recipes` (recipes as data, optimizer, schedules, augmentation,
+  initialization), `scales` (the recipes of each scale), `training`
+  (`model.fit` with CSV history and best checkpoint), `evaluation`
+  (perplexity protocols, accuracy, cost), `cost`, `records` (JSON records
+  and the one markdown writer), `environment`, `plots`;
+- one module per table: `table1_configurations`, `table2_language_model`,
+  `table3_cifar10`, `table4_cifar100` (with `vision_tables`),
+  `table5_cost`, `table6_projection_width`, `table7_attention_layers`, run
+  by `reproduce`.
+
+The companion-paper experiments (`capacity`, `complexity_ladder`,
+`quarks`) use the same `records` and `environment`.
 """
 
 from keras_neural_attention.experiments.comparison import SCALES

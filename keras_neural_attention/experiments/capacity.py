@@ -652,13 +652,13 @@ def write_results(rows, output_dir, metadata=None, stem="capacity"):
         rows: the rows of `run_capacity`.
         output_dir: directory to write (created if needed).
         metadata: dict of run information (backend, hardware, date, ...);
-            defaults to `comparison.environment_info()`.
+            defaults to `environment.environment_info()`.
         stem: file name without extension.
 
     Returns:
         `{"json": path, "markdown": path}`.
     """
-    from keras_neural_attention.experiments.comparison import (
+    from keras_neural_attention.experiments.environment import (
         environment_info,
     )
 

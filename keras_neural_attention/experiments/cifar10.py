@@ -16,14 +16,15 @@ Tiny Images".
 """
 
 import dataclasses
-import hashlib
-import io
-import os
 import time
 
 import keras
 import numpy as np
 
+from keras_neural_attention.experiments.data import (  # noqa: F401
+    CIFAR10_JPEG_NPZ_SHA256,
+)
+from keras_neural_attention.experiments.data import load_cifar10_npz
 from keras_neural_attention.models.distribution import distribution_scope
 from keras_neural_attention.models.distribution import train_image_classifier
 from keras_neural_attention.models.vit import VisionTransformerBackbone
@@ -31,106 +32,11 @@ from keras_neural_attention.models.vit import vision_augmentation
 from keras_neural_attention.models.vit import vision_transformer_classifier
 from keras_neural_attention.models.vit import vision_transformer_preprocessor
 
-CIFAR10_JPEG_NPZ_SHA256 = (
-    "816040ca4dcf577df78fb3d83e918c2c1cbb347e5dccf966fe9507b91daaf554"
-)
 CIFAR10_CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
-SPLITS = ("train", "test")
 ATTENTION_VARIANTS = ("neural", "dot_product")
-
-
-def _decode_jpeg(data):
-    try:
-        from PIL import Image
-    except ImportError:
-        Image = None
-    if Image is not None:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"), dtype="uint8")
-    try:
-        import tensorflow as tf
-    except ImportError as error:
-        raise ImportError(
-            "Decoding the JPEG images needs Pillow (`pip install pillow`) "
-            "or TensorFlow."
-        ) from error
-    return tf.io.decode_jpeg(data, channels=3).numpy()
-
-
-def load_cifar10_npz(path, split="train", limit=None, verify=False):
-    """Loads one split of a local JPEG `.npz` copy of CIFAR-10.
-
-    Never downloads: `path` must exist.
-
-    Args:
-        path: path of the `.npz` file (e.g. `cifar10_jpeg.npz`).
-        split: `"train"` or `"test"`.
-        limit: int or None. Keep the first `limit` images (after a
-            class-balanced interleaving, so that a small `limit` still holds
-            every class: image `i` of the result has label `i % 10` while
-            every class lasts).
-        verify: bool. Check the file's SHA-256 against the known copy
-            (`CIFAR10_JPEG_NPZ_SHA256`) and raise `ValueError` on mismatch.
-
-    Returns:
-        `(images, labels)`: uint8 `(n, 32, 32, 3)` and int32 `(n,)`.
-    """
-    if split not in SPLITS:
-        raise ValueError(
-            f"Argument `split` must be one of {SPLITS}. "
-            f"Received: split={split!r}"
-        )
-    if limit is not None and (
-        not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
-    ):
-        raise ValueError(
-            "Argument `limit` must be a positive integer or None. "
-            f"Received: limit={limit!r}"
-        )
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"No CIFAR-10 file at {path!r}. This loader never downloads: "
-            "pass the path of a local copy such as "
-            "`../shared/data/cifar10_jpeg.npz`."
-        )
-    if verify:
-        digest = hashlib.sha256()
-        with open(path, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != CIFAR10_JPEG_NPZ_SHA256:
-            raise ValueError(
-                f"{path!r} is not the known CIFAR-10 JPEG copy: SHA-256 "
-                f"{digest.hexdigest()} != {CIFAR10_JPEG_NPZ_SHA256}."
-            )
-    with np.load(path) as data:
-        jpeg = data[f"{split}_jpeg"]
-        offsets = data[f"{split}_offsets"]
-        labels = data[f"{split}_labels"].astype("int32")
-    order = _class_interleaved_order(labels)
-    if limit is not None:
-        order = order[:limit]
-    images = np.stack(
-        [
-            _decode_jpeg(jpeg[offsets[i]:offsets[i + 1]].tobytes())
-            for i in order
-        ]
-    )
-    return images, labels[order]
-
-
-def _class_interleaved_order(labels):
-    """Indices ordered class 0, 1, ..., 9, 0, 1, ... (stable within a
-    class)."""
-    per_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    rank = np.empty(len(labels), dtype="int64")
-    for indices in per_class:
-        rank[indices] = np.arange(len(indices))
-    return np.lexsort((labels, rank))
 
 
 @dataclasses.dataclass(frozen=True)

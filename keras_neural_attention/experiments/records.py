@@ -86,7 +86,7 @@ def run_cli(argv, *, prog, description, scales, default_output_dir,
     )
     args = parser.parse_args(argv)
 
-    from keras_neural_attention.experiments.comparison import (
+    from keras_neural_attention.experiments.environment import (
         environment_info,
     )
 
@@ -102,3 +102,163 @@ def run_cli(argv, *, prog, description, scales, default_output_dir,
     print(report(rows))
     print(f"Wrote {paths['json']} and {paths['markdown']}")
     return 0
+
+
+# --------------------------------------------------------------------------
+# Paper-table records: one JSON record per run, one markdown writer.
+
+
+def versions():
+    """Versions of the package, Keras, KerasHub and the backend."""
+    import importlib.metadata
+
+    import keras
+
+    import keras_neural_attention
+
+    found = {
+        "keras_neural_attention": keras_neural_attention.__version__,
+        "keras": keras.__version__,
+    }
+    for package in ("keras-hub", "jax", "torch", "tensorflow",
+                    "tensorflow-datasets", "numpy"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def make_record(table, title, scale, columns, rows, *, paper=None,
+                notes=(), seeds=(), wall_time_s=None, recipe=None,
+                runs=None, status="complete"):
+    """One run of one paper table, as a JSON-ready dict.
+
+    Args:
+        table: str, the table's id (`"1"` ... `"7"`).
+        title: str.
+        scale: str, the scale's name.
+        columns: list of `{"key", "title", "format"}` (a `str.format`
+            spec such as `"{:.2f}"`) of the rendered table.
+        rows: list of dicts with those keys (our numbers).
+        paper: list of `{"quantity", "paper", "ours"}`: the paper's figure
+            beside ours (`paper` a str: the figure and where it comes from).
+        notes: list of str shown under the table.
+        seeds: the seeds run.
+        wall_time_s: float, the run's wall time.
+        recipe: dict of the recipe (or recipes) used.
+        runs: the full per-run rows (histories included).
+        status: `"complete"`, or `"skipped: <why>"` when the data are not
+            available.
+    """
+    from keras_neural_attention.experiments.environment import (
+        device_description,
+    )
+    from keras_neural_attention.experiments.environment import (
+        environment_info,
+    )
+
+    environment = environment_info()
+    return {
+        "table": str(table),
+        "title": title,
+        "scale": scale,
+        "status": status,
+        "backend": environment["backend"],
+        "device": device_description(),
+        "date": environment["date"],
+        "seeds": [int(s) for s in seeds],
+        "wall_time_s": None if wall_time_s is None else round(
+            float(wall_time_s), 1),
+        "versions": versions(),
+        "environment": environment,
+        "columns": list(columns),
+        "rows": list(rows),
+        "paper": list(paper or []),
+        "notes": list(notes),
+        "recipe": recipe,
+        "runs": runs or [],
+    }
+
+
+def _format_value(value, spec):
+    if value is None:
+        return "n/a"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_format_value(v, spec) for v in value) or "none"
+    try:
+        return (spec or "{}").format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def render_markdown(records):
+    """The markdown of one record or a list of them (the only writer of the
+    paper tables' markdown)."""
+    if isinstance(records, dict):
+        records = [records]
+    parts = []
+    for record in records:
+        lines = [f"## Table {record['table']}: {record['title']}", ""]
+        lines.append(
+            f"Scale `{record['scale']}`, backend `{record['backend']}` on "
+            f"{record['device']}, {record['date']}, seeds "
+            f"{_format_value(record['seeds'], '{}')}, wall time "
+            f"{_format_value(record['wall_time_s'], '{:.0f}')} s"
+            + (f" ({record['cpu_time_s']:.0f} s CPU, load average "
+               f"{record['load_average'][0]:.1f})"
+               if record.get("cpu_time_s") is not None
+               and record.get("load_average") else "")
+            + "."
+        )
+        lines.append("")
+        if record["status"] != "complete":
+            lines.append(f"**Not run** ({record['status']}).")
+            lines.append("")
+        columns = record["columns"]
+        if record["rows"]:
+            lines.append("| " + " | ".join(c["title"] for c in columns)
+                         + " |")
+            lines.append("|" + "|".join("---" for _ in columns) + "|")
+            for row in record["rows"]:
+                lines.append("| " + " | ".join(
+                    _format_value(row.get(c["key"]), c.get("format"))
+                    for c in columns) + " |")
+            lines.append("")
+        if record["paper"]:
+            lines.append("| Quantity | Paper | Ours |")
+            lines.append("|---|---|---|")
+            for item in record["paper"]:
+                lines.append(
+                    f"| {item['quantity']} | {item['paper']} | "
+                    f"{_format_value(item.get('ours'), item.get('format'))}"
+                    " |")
+            lines.append("")
+        for note in record["notes"]:
+            lines.append(f"- {note}")
+        parts.append("\n".join(lines).rstrip() + "\n")
+    return "\n".join(parts)
+
+
+def record_stem(record):
+    """`table<N>-<scale>-<backend>`: the file name of a record."""
+    return (f"table{record['table']}-{record['scale']}-"
+            f"{record['backend']}")
+
+
+def write_record(record, output_dir):
+    """Writes `<stem>.json` and `<stem>.md` (see `record_stem`)."""
+    return write_json_and_markdown(
+        record, render_markdown(record), output_dir, record_stem(record))
+
+
+def read_records(paths):
+    """The records of JSON files (paths or one folder of `table*.json`),
+    in table order."""
+    if isinstance(paths, (str, Path)) and Path(paths).is_dir():
+        paths = sorted(Path(paths).glob("table*.json"))
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
+    records = [json.loads(Path(p).read_text(encoding="utf-8"))
+               for p in paths]
+    return sorted(records, key=lambda r: (r["table"], r["scale"]))

@@ -1,0 +1,15 @@
+"""Table 3: CIFAR-10 test accuracy, dot-product vs Neural Attention in the
+first block (the paper: +3.0 points, mapping unconfirmed)."""
+
+from keras_neural_attention.experiments.vision_tables import vision_table
+
+TITLE = "CIFAR-10 accuracy: dot-product vs Neural (first block)"
+
+
+def run(scale="smoke", data_dir=None, output_dir=None, log=None,
+        verbose=2, keep_models=False, source=None):
+    """Table 3's record (and the trained models when `keep_models`)."""
+    record, models = vision_table(
+        "3", TITLE, scale, "cifar10", "cifar10_gain", data_dir, output_dir,
+        log, verbose, keep_models=keep_models, source=source)
+    return (record, models) if keep_models else record
