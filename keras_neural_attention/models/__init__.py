@@ -10,6 +10,11 @@ import importlib
 _EXPORTS = {
     "BiasedReversibleEmbedding": "biased_reversible_embedding",
     "NeuralAttentionLMBackbone": "causal_lm",
+    "NeuralAttentionCausalLM": "neural_attention_causal_lm",
+    "NeuralAttentionCausalLMPreprocessor": (
+        "neural_attention_causal_lm_preprocessor"
+    ),
+    "NeuralAttentionLMTokenizer": "neural_attention_lm_tokenizer",
     "PAPER_LM_CONFIG": "causal_lm",
     "RELEASED_CODE_PARAMETER_COUNTS": "causal_lm",
     "neural_attention_parameter_count": "causal_lm",
