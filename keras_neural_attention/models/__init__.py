@@ -26,6 +26,11 @@ _EXPORTS = {
     "TransformerDecoder": "transformer_decoder",
     "RELEASED_CODE_VISION_PARAMETER_COUNTS": "vit",
     "VisionTransformerBackbone": "vit",
+    "VisionTransformerImageClassifier": "vision_transformer_image_classifier",
+    "VisionTransformerImageClassifierPreprocessor": (
+        "vision_transformer_image_classifier_preprocessor"
+    ),
+    "VisionTransformerImageConverter": "vision_transformer_image_converter",
     "paper_vision_parameter_counts": "vit",
     "paper_vision_transformer_config": "vit",
     "vision_augmentation": "vit",
