@@ -8,6 +8,12 @@ installed, about 3 s), so this package loads them on first attribute access:
 import importlib
 
 _EXPORTS = {
+    "BackboneSurgery": "attention_surgery",
+    "SURGERY_TABLE": "attention_surgery",
+    "copy_matching_weights": "attention_surgery",
+    "replace_attention": "attention_surgery",
+    "replaced_attention_class": "attention_surgery",
+    "supported_backbones": "attention_surgery",
     "BiasedReversibleEmbedding": "biased_reversible_embedding",
     "NeuralAttentionLMBackbone": "causal_lm",
     "NeuralAttentionCausalLM": "neural_attention_causal_lm",
