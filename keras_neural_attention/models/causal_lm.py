@@ -8,6 +8,8 @@ exposes the attributes KerasHub's GPT-2 task reads; its own task is
 `NeuralAttentionCausalLMPreprocessor` and `NeuralAttentionLMTokenizer`.
 """
 
+import sys
+
 import keras
 import keras_hub
 
@@ -495,5 +497,7 @@ def paper_lm_parameter_count(attention="neural", **overrides):
 
 # KerasHub finds the task, preprocessor and tokenizer of a preset by their
 # `backbone_cls` among registered classes: register them whenever the
-# backbone is (this module is complete here, so the cycle is harmless).
-import keras_neural_attention.models.neural_attention_causal_lm  # noqa: E402,F401,I001
+# backbone is. (Skipped while one of them is being imported: it imports the
+# task module itself once its class exists.)
+if not any(name in sys.modules for name in ('keras_neural_attention.models.neural_attention_lm_tokenizer', 'keras_neural_attention.models.neural_attention_causal_lm_preprocessor', 'keras_neural_attention.models.neural_attention_causal_lm')):
+    import keras_neural_attention.models.neural_attention_causal_lm  # noqa: E402,F401,I001

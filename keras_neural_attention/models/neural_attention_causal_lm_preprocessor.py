@@ -1,6 +1,8 @@
 """`NeuralAttentionCausalLMPreprocessor`: KerasHub's causal-LM preprocessing
 for the paper's language model."""
 
+import sys
+
 import keras
 import keras_hub
 
@@ -57,3 +59,8 @@ class NeuralAttentionCausalLMPreprocessor(
 
     backbone_cls = NeuralAttentionLMBackbone
     tokenizer_cls = NeuralAttentionLMTokenizer
+
+
+# Register the task with its preprocessor (see the end of causal_lm.py).
+if not any(name in sys.modules for name in ('keras_neural_attention.models.neural_attention_causal_lm',)):
+    import keras_neural_attention.models.neural_attention_causal_lm  # noqa: E402,F401,I001

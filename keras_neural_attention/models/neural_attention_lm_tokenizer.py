@@ -1,6 +1,8 @@
 """`NeuralAttentionLMTokenizer`: the WordPiece tokenizer type of the paper's
 language model."""
 
+import sys
+
 import keras
 import keras_hub
 
@@ -61,3 +63,8 @@ class NeuralAttentionLMTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
         super().__init__(
             vocabulary=vocabulary, lowercase=lowercase, **kwargs
         )
+
+
+# Register the task with its tokenizer (see the end of causal_lm.py).
+if not any(name in sys.modules for name in ('keras_neural_attention.models.neural_attention_causal_lm_preprocessor', 'keras_neural_attention.models.neural_attention_causal_lm')):
+    import keras_neural_attention.models.neural_attention_causal_lm  # noqa: E402,F401,I001

@@ -1,6 +1,8 @@
 """`VisionTransformerImageClassifierPreprocessor`: KerasHub's image-classifier
 preprocessing for `VisionTransformerBackbone`."""
 
+import sys
+
 import keras
 import keras_hub
 
@@ -47,3 +49,8 @@ class VisionTransformerImageClassifierPreprocessor(
 
     backbone_cls = VisionTransformerBackbone
     image_converter_cls = VisionTransformerImageConverter
+
+
+# Register the classifier with its preprocessor (see the end of vit.py).
+if not any(name in sys.modules for name in ('keras_neural_attention.models.vision_transformer_image_classifier',)):
+    import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,F401,I001

@@ -1,6 +1,8 @@
 """`VisionTransformerImageConverter`: KerasHub's ViT image converter for
 `VisionTransformerBackbone`."""
 
+import sys
+
 import keras
 import keras_hub
 
@@ -40,3 +42,8 @@ class VisionTransformerImageConverter(keras_hub.layers.ViTImageConverter):
     """
 
     backbone_cls = VisionTransformerBackbone
+
+
+# Register the classifier with its image converter (see the end of vit.py).
+if not any(name in sys.modules for name in ('keras_neural_attention.models.vision_transformer_image_classifier_preprocessor', 'keras_neural_attention.models.vision_transformer_image_classifier')):
+    import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,F401,I001

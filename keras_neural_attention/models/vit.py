@@ -25,6 +25,8 @@ weights, see `keras_neural_attention.models.replace_attention`.)
 
 import math
 
+import sys
+
 import keras
 import keras_hub
 
@@ -704,7 +706,9 @@ def paper_vision_parameter_counts(datasets=("cifar10", "cifar100")):
     return counts
 
 
-# KerasHub finds the classifier, preprocessor and image converter of a preset
-# by their `backbone_cls` among registered classes: register them whenever
-# the backbone is (this module is complete here, so the cycle is harmless).
-import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,F401,I001
+# KerasHub finds the classifier, preprocessor and image converter of a
+# preset by their `backbone_cls` among registered classes: register them
+# whenever the backbone is. (Skipped while one of them is being imported: it
+# imports the classifier module itself once its class exists.)
+if not any(name in sys.modules for name in ('keras_neural_attention.models.vision_transformer_image_converter', 'keras_neural_attention.models.vision_transformer_image_classifier_preprocessor', 'keras_neural_attention.models.vision_transformer_image_classifier')):
+    import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,F401,I001
