@@ -270,7 +270,8 @@ def run_surgery_comparison(tokenizer, pretrain_text, finetune_text,
 def _devices():
     try:
         return [str(d) for d in keras.distribution.list_devices()]
-    except (NotImplementedError, RuntimeError, ValueError):
+    except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+        # Backends without `keras.distribution` support (torch).
         return [f"{keras.backend.backend()} default device"]
 
 
