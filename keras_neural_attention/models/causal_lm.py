@@ -499,5 +499,10 @@ def paper_lm_parameter_count(attention="neural", **overrides):
 # `backbone_cls` among registered classes: register them whenever the
 # backbone is. (Skipped while one of them is being imported: it imports the
 # task module itself once its class exists.)
-if not any(name in sys.modules for name in ('keras_neural_attention.models.neural_attention_lm_tokenizer', 'keras_neural_attention.models.neural_attention_causal_lm_preprocessor', 'keras_neural_attention.models.neural_attention_causal_lm')):
-    import keras_neural_attention.models.neural_attention_causal_lm  # noqa: E402,F401,I001
+_IMPORTING = (
+    "keras_neural_attention.models.neural_attention_lm_tokenizer",
+    "keras_neural_attention.models.neural_attention_causal_lm_preprocessor",
+    "keras_neural_attention.models.neural_attention_causal_lm",
+)
+if not any(name in sys.modules for name in _IMPORTING):
+    import keras_neural_attention.models.neural_attention_causal_lm  # noqa: E402,E501,F401,I001

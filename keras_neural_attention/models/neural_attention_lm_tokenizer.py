@@ -66,5 +66,9 @@ class NeuralAttentionLMTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
 
 
 # Register the task with its tokenizer (see the end of causal_lm.py).
-if not any(name in sys.modules for name in ('keras_neural_attention.models.neural_attention_causal_lm_preprocessor', 'keras_neural_attention.models.neural_attention_causal_lm')):
-    import keras_neural_attention.models.neural_attention_causal_lm  # noqa: E402,F401,I001
+_IMPORTING = (
+    "keras_neural_attention.models.neural_attention_causal_lm_preprocessor",
+    "keras_neural_attention.models.neural_attention_causal_lm",
+)
+if not any(name in sys.modules for name in _IMPORTING):
+    import keras_neural_attention.models.neural_attention_causal_lm  # noqa: E402,E501,F401,I001

@@ -52,5 +52,8 @@ class VisionTransformerImageClassifierPreprocessor(
 
 
 # Register the classifier with its preprocessor (see the end of vit.py).
-if not any(name in sys.modules for name in ('keras_neural_attention.models.vision_transformer_image_classifier',)):
-    import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,F401,I001
+_IMPORTING = (
+    "keras_neural_attention.models.vision_transformer_image_classifier",
+)
+if not any(name in sys.modules for name in _IMPORTING):
+    import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,E501,F401,I001

@@ -45,5 +45,9 @@ class VisionTransformerImageConverter(keras_hub.layers.ViTImageConverter):
 
 
 # Register the classifier with its image converter (see the end of vit.py).
-if not any(name in sys.modules for name in ('keras_neural_attention.models.vision_transformer_image_classifier_preprocessor', 'keras_neural_attention.models.vision_transformer_image_classifier')):
-    import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,F401,I001
+_IMPORTING = (
+    "keras_neural_attention.models.vision_transformer_image_classifier_preprocessor",  # noqa: E501
+    "keras_neural_attention.models.vision_transformer_image_classifier",
+)
+if not any(name in sys.modules for name in _IMPORTING):
+    import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,E501,F401,I001

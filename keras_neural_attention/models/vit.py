@@ -710,5 +710,10 @@ def paper_vision_parameter_counts(datasets=("cifar10", "cifar100")):
 # preset by their `backbone_cls` among registered classes: register them
 # whenever the backbone is. (Skipped while one of them is being imported: it
 # imports the classifier module itself once its class exists.)
-if not any(name in sys.modules for name in ('keras_neural_attention.models.vision_transformer_image_converter', 'keras_neural_attention.models.vision_transformer_image_classifier_preprocessor', 'keras_neural_attention.models.vision_transformer_image_classifier')):
-    import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,F401,I001
+_IMPORTING = (
+    "keras_neural_attention.models.vision_transformer_image_converter",
+    "keras_neural_attention.models.vision_transformer_image_classifier_preprocessor",  # noqa: E501
+    "keras_neural_attention.models.vision_transformer_image_classifier",
+)
+if not any(name in sys.modules for name in _IMPORTING):
+    import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,E501,F401,I001
