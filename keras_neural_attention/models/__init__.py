@@ -16,8 +16,19 @@ import importlib
 import keras
 
 _EXPORTS = {
+    "BackboneSurgery": "attention_surgery",
+    "SURGERY_TABLE": "attention_surgery",
+    "copy_matching_weights": "attention_surgery",
+    "replace_attention": "attention_surgery",
+    "replaced_attention_class": "attention_surgery",
+    "supported_backbones": "attention_surgery",
     "BiasedReversibleEmbedding": "biased_reversible_embedding",
     "NeuralAttentionLMBackbone": "causal_lm",
+    "NeuralAttentionCausalLM": "neural_attention_causal_lm",
+    "NeuralAttentionCausalLMPreprocessor": (
+        "neural_attention_causal_lm_preprocessor"
+    ),
+    "NeuralAttentionLMTokenizer": "neural_attention_lm_tokenizer",
     "PAPER_LM_CONFIG": "causal_lm",
     "RELEASED_CODE_PARAMETER_COUNTS": "causal_lm",
     "neural_attention_parameter_count": "causal_lm",
@@ -29,6 +40,11 @@ _EXPORTS = {
     "TransformerDecoder": "transformer_decoder",
     "RELEASED_CODE_VISION_PARAMETER_COUNTS": "vit",
     "VisionTransformerBackbone": "vit",
+    "VisionTransformerImageClassifier": "vision_transformer_image_classifier",
+    "VisionTransformerImageClassifierPreprocessor": (
+        "vision_transformer_image_classifier_preprocessor"
+    ),
+    "VisionTransformerImageConverter": "vision_transformer_image_converter",
     "paper_vision_parameter_counts": "vit",
     "paper_vision_transformer_config": "vit",
     "vision_augmentation": "vit",

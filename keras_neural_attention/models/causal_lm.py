@@ -3,10 +3,12 @@
 `NeuralAttentionLMBackbone` is the released code's WikiText-103 model
 (post-LN decoder blocks, ReLU feed-forward of width 1024, scaled sinusoidal
 positions, untied output head with a bias) with every size an argument. It
-exposes the attributes KerasHub's GPT-2 task reads, so
-`keras_hub.models.GPT2CausalLM(backbone=..., preprocessor=None)` trains it,
-scores with it and generates from it with a key/value cache.
+exposes the attributes KerasHub's GPT-2 task reads; its own task is
+`NeuralAttentionCausalLM` (GPT-2's cached generation, KerasHub presets), with
+`NeuralAttentionCausalLMPreprocessor` and `NeuralAttentionLMTokenizer`.
 """
+
+import sys
 
 import keras
 import keras_hub
@@ -70,8 +72,10 @@ class NeuralAttentionLMBackbone(keras_hub.models.Backbone):
     `keras_hub.models.GPT2Backbone` (`token_embedding`,
     `position_embedding`, `embeddings_add`, `embeddings_dropout`,
     `transformer_layers`, `layer_norm`, `num_layers`, `num_heads`,
-    `hidden_dim`, ...), so `keras_hub.models.GPT2CausalLM(backbone,
-    preprocessor=None)` is its causal-LM task: `token_embedding` is a
+    `hidden_dim`, ...); its causal-LM task is `NeuralAttentionCausalLM`
+    (GPT-2's task logic; `keras_hub.models.GPT2CausalLM(backbone,
+    preprocessor=None)` runs it too, but only our task is found by
+    `keras_hub.models.CausalLM.from_preset`): `token_embedding` is a
     `BiasedReversibleEmbedding` whose reverse projection is the untied
     output head with a bias (`tie_weights=False`, `use_output_bias=True`, as
     in the released code). The cached Neural Attention layer keeps
@@ -133,14 +137,14 @@ class NeuralAttentionLMBackbone(keras_hub.models.Backbone):
 
     ```python
     import numpy as np
-    import keras_hub
+    from keras_neural_attention.models import NeuralAttentionCausalLM
     from keras_neural_attention.models import NeuralAttentionLMBackbone
 
     backbone = NeuralAttentionLMBackbone(
         vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=64,
         intermediate_dim=128, max_sequence_length=32,
     )
-    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    lm = NeuralAttentionCausalLM(backbone=backbone)
     lm.compile(sampler="greedy")
     prompt = {
         "token_ids": np.array([[5, 6, 7, 0, 0, 0, 0, 0]], "int32"),
@@ -391,12 +395,26 @@ def paper_lm_backbone(attention="neural", **overrides):
     return NeuralAttentionLMBackbone(attention=attention, **config)
 
 
-def paper_lm_causal_lm(attention="neural", **overrides):
-    """`keras_hub.models.GPT2CausalLM` on `paper_lm_backbone(...)`, with no
-    preprocessor (inputs are token ids and padding masks)."""
-    return keras_hub.models.GPT2CausalLM(
+def paper_lm_causal_lm(attention="neural", preprocessor=None, **overrides):
+    """The paper's language model as a KerasHub causal-LM task.
+
+    Args:
+        attention: as in `paper_lm_backbone`.
+        preprocessor: a `NeuralAttentionCausalLMPreprocessor`, or None (the
+            default: inputs are token ids and padding masks).
+        **overrides: any `NeuralAttentionLMBackbone` argument.
+
+    Returns:
+        A `NeuralAttentionCausalLM` on `paper_lm_backbone(attention,
+        **overrides)`.
+    """
+    from keras_neural_attention.models.neural_attention_causal_lm import (
+        NeuralAttentionCausalLM,
+    )
+
+    return NeuralAttentionCausalLM(
         backbone=paper_lm_backbone(attention=attention, **overrides),
-        preprocessor=None,
+        preprocessor=preprocessor,
     )
 
 
@@ -475,3 +493,16 @@ def paper_lm_parameter_count(attention="neural", **overrides):
             d // heads, config["projection_dim"], config["hidden_units"]
         )
     return count
+
+
+# KerasHub finds the task, preprocessor and tokenizer of a preset by their
+# `backbone_cls` among registered classes: register them whenever the
+# backbone is. (Skipped while one of them is being imported: it imports the
+# task module itself once its class exists.)
+_IMPORTING = (
+    "keras_neural_attention.models.neural_attention_lm_tokenizer",
+    "keras_neural_attention.models.neural_attention_causal_lm_preprocessor",
+    "keras_neural_attention.models.neural_attention_causal_lm",
+)
+if not any(name in sys.modules for name in _IMPORTING):
+    import keras_neural_attention.models.neural_attention_causal_lm  # noqa: E402,E501,F401,I001

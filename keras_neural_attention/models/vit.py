@@ -2,11 +2,14 @@
 Neural, Expressive), post-LN or pre-LN, for images of any size divisible by
 the patch size.
 
-`VisionTransformerBackbone` is our own functional backbone; the task head
-and the image preprocessing are KerasHub's (`ViTImageClassifier`,
-`ViTImageClassifierPreprocessor`, `ViTImageConverter`), built by
-`vision_transformer_classifier` and `vision_transformer_preprocessor`.
-KerasHub is imported only inside those two functions (it imports TensorFlow).
+`VisionTransformerBackbone` is our own `keras_hub.models.Backbone`; its task
+is `VisionTransformerImageClassifier` (KerasHub's ViT classifier head), with
+`VisionTransformerImageClassifierPreprocessor` and
+`VisionTransformerImageConverter` (KerasHub's ViT image preprocessing), so
+`save_to_preset(dir)` and `keras_hub.models.ImageClassifier.from_preset(dir)`
+restore the whole classifier. `vision_transformer_classifier` and
+`vision_transformer_preprocessor` build them with the released code's
+settings. This module imports KerasHub (and so TensorFlow when installed).
 
 Why not `keras_hub.models.ViTBackbone`: its encoder blocks
 (`ViTEncoderBlock` in `keras_hub.src.models.vit.vit_layers`, with
@@ -16,13 +19,16 @@ with no argument to choose another attention class; they are pre-LN only
 (the released Neural Attention code is post-LN), and the backbone's
 position embedding is a table fixed to the `image_shape` it was built for.
 Replacing the attention after `build` would leave the discarded weights
-tracked. `ViTImageClassifier` itself accepts any `keras.Model` backbone
-whose output is the token sequence, so it is reused as is.
+tracked. (To put Neural Attention into a stock `ViTBackbone`, keeping its
+weights, see `keras_neural_attention.models.replace_attention`.)
 """
 
 import math
 
+import sys
+
 import keras
+import keras_hub
 
 from keras_neural_attention.layers.patch_embedding import PatchEmbedding
 from keras_neural_attention.layers.transformer_encoder_block import (
@@ -222,15 +228,17 @@ def vision_augmentation(
 
 
 @keras.saving.register_keras_serializable(package="keras_neural_attention")
-class VisionTransformerBackbone(keras.Model):
+class VisionTransformerBackbone(keras_hub.models.Backbone):
     """Vision Transformer backbone with a selectable attention per block.
 
     Images `(B, H, W, C)` go through an optional augmentation model (active
     only in training), `PatchEmbedding` (patches, class token, position
     embeddings), `num_layers` `TransformerEncoderBlock`s and a final
     `LayerNormalization`; the output is the whole token sequence, class
-    token first, so that `keras_hub.models.ViTImageClassifier` (pooling
-    `"token"`) can be the task head: see `vision_transformer_classifier`.
+    token first, so that KerasHub's ViT classifier head (pooling
+    `"token"`) is its task: `VisionTransformerImageClassifier`, built by
+    `vision_transformer_classifier`. As a `keras_hub.models.Backbone` it has
+    `save_to_preset(dir)` and `from_preset(dir)`.
     Any `H` and `W` divisible by the patch size are accepted (learned
     position embeddings are resized bilinearly for other grids); other sizes
     raise `ValueError`.
@@ -453,10 +461,8 @@ class VisionTransformerBackbone(keras.Model):
         return super().call(inputs, training=bool(training), mask=mask)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        config = super().get_config()
+        config.update({
             "patch_size": list(self.patch_size),
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -496,23 +502,20 @@ class VisionTransformerBackbone(keras.Model):
                 if self.augmentation is None
                 else keras.saving.serialize_keras_object(self.augmentation)
             ),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        })
+        return config
 
 
 def vision_transformer_preprocessor(image_size=None, scale=1.0 / 127.5,
                                     offset=-1.0):
-    """KerasHub's ViT image preprocessor, set up as in the released code.
+    """KerasHub's ViT image preprocessing, set up as in the released code.
 
-    `keras_hub.models.ViTImageClassifierPreprocessor` with a
-    `keras_hub.layers.ViTImageConverter` that resizes to `image_size` (the
+    A `VisionTransformerImageClassifierPreprocessor` (KerasHub's
+    `ViTImageClassifierPreprocessor` for our backbone) with a
+    `VisionTransformerImageConverter` that resizes to `image_size` (the
     released code's test transform `Resize((224, 224))`; `None`, the
     default, keeps every size) and maps `[0, 255]` pixels to `[-1, 1]`
     (torchvision's `ToTensor()` + `Normalize([0.5] * 3, [0.5] * 3)`).
-    Imports KerasHub (and so TensorFlow).
 
     Args:
         image_size: `(height, width)` or None.
@@ -520,16 +523,21 @@ def vision_transformer_preprocessor(image_size=None, scale=1.0 / 127.5,
         offset: float or per-channel list. Added after `scale`.
 
     Returns:
-        A `keras_hub.models.ViTImageClassifierPreprocessor`.
+        A `VisionTransformerImageClassifierPreprocessor`.
     """
-    import keras_hub
+    from keras_neural_attention.models.vision_transformer_image_classifier_preprocessor import (  # noqa: E501
+        VisionTransformerImageClassifierPreprocessor,
+    )
+    from keras_neural_attention.models.vision_transformer_image_converter import (  # noqa: E501
+        VisionTransformerImageConverter,
+    )
 
-    converter = keras_hub.layers.ViTImageConverter(
+    converter = VisionTransformerImageConverter(
         image_size=None if image_size is None else tuple(image_size),
         scale=scale,
         offset=offset,
     )
-    return keras_hub.models.ViTImageClassifierPreprocessor(
+    return VisionTransformerImageClassifierPreprocessor(
         image_converter=converter
     )
 
@@ -538,15 +546,15 @@ def vision_transformer_classifier(backbone, num_classes, preprocessor=None,
                                   dropout=0.0, **kwargs):
     """Image classifier: KerasHub's ViT task head on our backbone.
 
-    Returns `keras_hub.models.ViTImageClassifier(backbone=backbone,
-    num_classes=num_classes, pooling=...)`: logits from the class token
+    Returns `VisionTransformerImageClassifier(backbone=backbone,
+    num_classes=num_classes, pooling=...)` (KerasHub's
+    `ViTImageClassifier` for our backbone): logits from the class token
     (`pooling="token"`) or, without class token, from the mean of the
-    tokens (`"gap"`), through `Dropout(dropout)` and
-    `Dense(num_classes)`. With the backbone's final `LayerNormalization`
-    this is the released code's head `LayerNorm -> Linear`. The task
-    serializes the backbone and is compiled with KerasHub's defaults
-    (sparse categorical cross-entropy on logits, accuracy); call `compile`
-    again to change them. Imports KerasHub (and so TensorFlow).
+    tokens (`"gap"`), through `Dropout(dropout)` and `Dense(num_classes)`.
+    With the backbone's final `LayerNormalization` this is the released
+    code's head `LayerNorm -> Linear`. The task serializes the backbone and
+    is compiled with KerasHub's defaults (sparse categorical cross-entropy
+    on logits, accuracy); call `compile` again to change them.
 
     Args:
         backbone: a `VisionTransformerBackbone`.
@@ -555,11 +563,11 @@ def vision_transformer_classifier(backbone, num_classes, preprocessor=None,
             such as `vision_transformer_preprocessor()` (used by `fit`,
             `evaluate` and `predict`).
         dropout: float. Dropout before the output layer.
-        **kwargs: other arguments of `keras_hub.models.ViTImageClassifier`
+        **kwargs: other arguments of `VisionTransformerImageClassifier`
             (`name`, `head_dtype`, ...).
 
     Returns:
-        A `keras_hub.models.ViTImageClassifier`.
+        A `VisionTransformerImageClassifier`.
 
     Example:
 
@@ -573,7 +581,9 @@ def vision_transformer_classifier(backbone, num_classes, preprocessor=None,
     classifier = vision_transformer_classifier(backbone, num_classes=10)
     ```
     """
-    import keras_hub
+    from keras_neural_attention.models.vision_transformer_image_classifier import (  # noqa: E501
+        VisionTransformerImageClassifier,
+    )
 
     if not isinstance(backbone, VisionTransformerBackbone):
         raise TypeError(
@@ -585,7 +595,7 @@ def vision_transformer_classifier(backbone, num_classes, preprocessor=None,
             "Argument `num_classes` must be a positive integer. "
             f"Received: num_classes={num_classes!r}"
         )
-    return keras_hub.models.ViTImageClassifier(
+    return VisionTransformerImageClassifier(
         backbone=backbone,
         num_classes=num_classes,
         preprocessor=preprocessor,
@@ -694,3 +704,16 @@ def paper_vision_parameter_counts(datasets=("cifar10", "cifar100")):
                 ][variant],
             }
     return counts
+
+
+# KerasHub finds the classifier, preprocessor and image converter of a
+# preset by their `backbone_cls` among registered classes: register them
+# whenever the backbone is. (Skipped while one of them is being imported: it
+# imports the classifier module itself once its class exists.)
+_IMPORTING = (
+    "keras_neural_attention.models.vision_transformer_image_converter",
+    "keras_neural_attention.models.vision_transformer_image_classifier_preprocessor",  # noqa: E501
+    "keras_neural_attention.models.vision_transformer_image_classifier",
+)
+if not any(name in sys.modules for name in _IMPORTING):
+    import keras_neural_attention.models.vision_transformer_image_classifier  # noqa: E402,E501,F401,I001

@@ -153,9 +153,12 @@ def auto_query_chunk_size(batch, heads, key_length, widest_layer):
     """Query rows per block so that one block holds at most
     `AUTO_CHUNK_ELEMENTS` elements of the widest scoring-network layer.
 
-    Unknown (`None`) batch sizes count as 1.
+    Unknown batch sizes (`None`, or a symbolic dimension while a layer's
+    output shape is traced) count as 1.
     """
-    per_row = (batch or 1) * heads * key_length * widest_layer
+    if not isinstance(batch, int) or isinstance(batch, bool):
+        batch = 1
+    per_row = batch * heads * key_length * widest_layer
     rows = max(1, AUTO_CHUNK_ELEMENTS // max(1, per_row))
     if rows >= 8:
         rows -= rows % 8
