@@ -67,8 +67,36 @@ _PACKAGE = "keras_neural_attention"
 SERIALIZABLE_CLASSES = {
     f"{_PACKAGE}>BiasedReversibleEmbedding": "biased_reversible_embedding",
     f"{_PACKAGE}>NeuralAttentionLMBackbone": "causal_lm",
+    f"{_PACKAGE}>NeuralAttentionCausalLM": "neural_attention_causal_lm",
+    f"{_PACKAGE}>NeuralAttentionCausalLMPreprocessor": (
+        "neural_attention_causal_lm_preprocessor"
+    ),
+    f"{_PACKAGE}>NeuralAttentionLMTokenizer": "neural_attention_lm_tokenizer",
     f"{_PACKAGE}>TransformerDecoder": "transformer_decoder",
     f"{_PACKAGE}>VisionTransformerBackbone": "vit",
+    f"{_PACKAGE}>VisionTransformerImageClassifier": (
+        "vision_transformer_image_classifier"
+    ),
+    f"{_PACKAGE}>VisionTransformerImageClassifierPreprocessor": (
+        "vision_transformer_image_classifier_preprocessor"
+    ),
+    f"{_PACKAGE}>VisionTransformerImageConverter": (
+        "vision_transformer_image_converter"
+    ),
+    # The classes `replace_attention` builds, one per SURGERY_TABLE entry,
+    # and its ViT encoder block.
+    f"{_PACKAGE}>ViTEncoderBlockWithReplacedAttention": "attention_surgery",
+    **{
+        f"{_PACKAGE}>{stock}WithReplacedAttention": "attention_surgery"
+        for stock in (
+            "GPT2Backbone", "GPT2CausalLM", "GPT2CausalLMPreprocessor",
+            "GPT2Preprocessor", "GPT2Tokenizer",
+            "OPTBackbone", "OPTCausalLM", "OPTCausalLMPreprocessor",
+            "OPTTokenizer",
+            "ViTBackbone", "ViTImageClassifier",
+            "ViTImageClassifierPreprocessor", "ViTImageConverter",
+        )
+    },
 }
 
 

@@ -578,3 +578,11 @@ def copy_matching_weights(source, target):
         target_weights[weight.path].assign(weight.value)
         source_paths.add(weight.path)
     return [path for path in target_weights if path not in source_paths]
+
+
+def __getattr__(name):
+    # The ViT block subclasses a private KerasHub class: it is built on first
+    # use, and also when a saved model looks it up by name.
+    if name == "ViTEncoderBlockWithReplacedAttention":
+        return _vit_block_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
