@@ -171,7 +171,8 @@ def results_page(root):
         if table:
             out += ["### The paper's figures beside ours", "", table, ""]
         else:
-            out += ["The paper reports no figure for this experiment.", ""]
+            out += ["This record carries no figure from a paper to set "
+                    "beside ours.", ""]
         report = path.with_suffix(".md")
         if report.is_file():
             text = report.read_text(encoding="utf-8")
