@@ -10,6 +10,9 @@
 - `cli.md`: the command line's help, from `keras_neural_attention.cli`'s
   argparse parser.
 - `changelog.md`: the repository's `CHANGELOG.md`.
+- `assets/benchmarks/*.svg`: a plot of every benchmark sweep in
+  `benchmarks/results/` (time and memory against T), shown where
+  `benchmarks.md` holds the marker `<!-- benchmark-plots -->`.
 - `assets/mechanism.svg`: the picture of the mechanism, drawn by
   `docs/scripts/draw_mechanism.py`.
 """
@@ -182,6 +185,105 @@ def results_page(root):
     return "\n".join(out) + "\n"
 
 
+# --- Performance plots -----------------------------------------------------
+
+BENCHMARK_PLOTS_MARKER = "<!-- benchmark-plots -->"
+
+
+def sweep_files(root):
+    """`benchmarks/results/*/*.json` written by attention_benchmark.py."""
+    found = []
+    for path in sorted((root / "benchmarks" / "results").glob("*/*.json")):
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if isinstance(payload, dict) and {"metadata", "results"} <= set(
+            payload
+        ) and "seq_lengths" in payload["metadata"]:
+            found.append((path, payload))
+    return found
+
+
+def sweep_plot(payload):
+    """SVG: median time and peak memory against T, per variant and mode."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+
+    meta = payload["metadata"]
+    labels = meta.get("variant_labels", {})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for mode, style in (("fwd", "-"), ("fwdbwd", "--")):
+        for variant in meta["variants"]:
+            rows = sorted(
+                (r for r in payload["results"]
+                 if r["variant"] == variant and r["mode"] == mode
+                 and r.get("status") == "ok"),
+                key=lambda r: r["seq_len"],
+            )
+            if not rows:
+                continue
+            t = [r["seq_len"] for r in rows]
+            name = f"{labels.get(variant, variant)}, {mode}"
+            axes[0].plot(t, [r["median_ms"] for r in rows], style,
+                         marker="o", label=name)
+            axes[1].plot(t, [r["peak_bytes"] / 2**20 for r in rows], style,
+                         marker="o", label=name)
+    for ax, ylabel in zip(axes, ("median time (ms)", "peak memory (MiB)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length T = S")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7, loc="upper left")
+    fig.suptitle(
+        f"{meta['backend']} on {meta.get('device_name', '?')}, "
+        f"{meta.get('date_utc', '?')[:10]}, batch {meta.get('batch')}, "
+        f"{meta.get('heads')} heads, key_dim {meta.get('key_dim')}",
+        fontsize=10,
+    )
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight",
+                metadata={"Date": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _plot_name(root, path):
+    rel = path.relative_to(root / "benchmarks" / "results").with_suffix("")
+    return "assets/benchmarks/" + rel.as_posix().replace("/", "-") + ".svg"
+
+
+def plots_markdown(root, src_uri):
+    import posixpath
+
+    here = posixpath.dirname(src_uri) or "."
+    out = []
+    for path, payload in sweep_files(root):
+        rel = path.relative_to(root).as_posix()
+        out += [
+            f"### `{rel}`",
+            "",
+            f"![Median time and peak memory against sequence length, from "
+            f"{rel}]({posixpath.relpath(_plot_name(root, path), here)})",
+            "",
+        ]
+    return "\n".join(out) or "No benchmark sweep is recorded yet."
+
+
+def on_page_markdown(markdown, page, config, files):
+    if BENCHMARK_PLOTS_MARKER in markdown:
+        markdown = markdown.replace(
+            BENCHMARK_PLOTS_MARKER,
+            plots_markdown(_root(config), page.file.src_uri),
+        )
+    return markdown
+
+
 # --- CLI reference ---------------------------------------------------------
 
 
@@ -240,4 +342,7 @@ def on_files(files, config):
         ("changelog.md", (root / "CHANGELOG.md").read_text("utf-8")),
     ):
         files.append(File.generated(config, uri, content=content))
+    for path, payload in sweep_files(root):
+        files.append(File.generated(config, _plot_name(root, path),
+                                    content=sweep_plot(payload)))
     return files
