@@ -275,7 +275,29 @@ def plots_markdown(root, src_uri):
     return "\n".join(out) or "No benchmark sweep is recorded yet."
 
 
+LAYER_BASES_MARKER = "<!-- layer-bases -->"
+
+
+def layer_bases_table():
+    """Each public layer with the public Keras class it derives from (the
+    package's own intermediate base classes are internal)."""
+    from keras_neural_attention import layers
+
+    lines = ["| layer | a subclass of |", "|---|---|"]
+    for name in layers.__all__:
+        cls = getattr(layers, name)
+        base = next(
+            b for b in cls.__mro__[1:]
+            if b.__module__.startswith("keras.src.")
+            and not b.__name__.startswith("_")
+        )
+        lines.append(f"| `{name}` | `keras.layers.{base.__name__}` |")
+    return "\n".join(lines)
+
+
 def on_page_markdown(markdown, page, config, files):
+    if LAYER_BASES_MARKER in markdown:
+        markdown = markdown.replace(LAYER_BASES_MARKER, layer_bases_table())
     if BENCHMARK_PLOTS_MARKER in markdown:
         markdown = markdown.replace(
             BENCHMARK_PLOTS_MARKER,
