@@ -2,7 +2,8 @@
 #   make demo   sets everything up, then runs the main job (built-in synthetic task)
 #   make test   sets everything up, then runs the tests on TensorFlow, JAX and PyTorch
 #               and executes the tutorial notebooks at their smoke scale
-# plus `make docs` (mkdocs build --strict) and `make benchmark`.
+# plus `make docs` (mkdocs build --strict), `make docs-check` (every page in
+# headless Chromium) and `make benchmark`.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +13,7 @@ BACKEND ?= jax
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-backends notebooks docs benchmark clean
+.PHONY: setup demo test test-backends notebooks docs docs-assets docs-check benchmark clean
 
 setup: $(STAMP)
 
@@ -40,11 +41,19 @@ test-backends: setup
 notebooks: setup
 	KERAS_BACKEND=jax $(PY) -m keras_neural_attention.cli notebooks --scale smoke
 
-docs: setup
+# MathJax for the site comes from the npm registry (docs/package-lock.json).
+docs-assets:
+	npm ci --prefix docs --no-audit --no-fund
+
+docs: setup docs-assets
 	KERAS_BACKEND=jax $(VENV)/bin/mkdocs build --strict
+
+# Opens every built page in headless Chromium (Debian's `chromium`).
+docs-check: docs
+	$(PY) docs/scripts/check_site.py site
 
 benchmark: setup
 	KERAS_BACKEND=$(BACKEND) $(PY) benchmarks/attention_benchmark.py
 
 clean:
-	rm -rf $(VENV) site results
+	rm -rf $(VENV) site results docs/node_modules

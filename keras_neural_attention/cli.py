@@ -23,6 +23,8 @@ import os
 import sys
 from pathlib import Path
 
+from keras_neural_attention import __version__
+
 SCALE_CHOICES = ("tiny", "smoke", "default", "large")
 DEFAULT_DEMO_DIR = os.path.join("results", "demo")
 DEFAULT_NOTEBOOK_DIR = os.path.join("results", "notebooks")
@@ -103,6 +105,43 @@ def _find_notebooks(paths):
     return sorted(Path(NOTEBOOK_SOURCE_DIR).glob("*.ipynb"))
 
 
+def _fold_injected_parameters(path):
+    """Leaves one parameters cell in the executed notebook at `path`.
+
+    papermill adds an `injected-parameters` cell after the `parameters`
+    cell; the values that ran replace the defaults in the `parameters`
+    cell (with the injected cell's outputs) and the extra cell goes, so an
+    executed copy can be committed as a tutorial as it is.
+    """
+    import nbformat
+
+    notebook = nbformat.read(str(path), as_version=4)
+
+    def tagged(tag):
+        return [
+            i for i, cell in enumerate(notebook.cells)
+            if tag in cell.get("metadata", {}).get("tags", [])
+        ]
+
+    injected, defaults = tagged("injected-parameters"), tagged("parameters")
+    if not injected:
+        return
+    if defaults:
+        target = notebook.cells[defaults[0]]
+        source = notebook.cells[injected[0]]
+        target.source = source.source.replace("# Parameters\n", "", 1)
+        target.outputs = source.outputs
+        target.execution_count = source.execution_count
+        del notebook.cells[injected[0]]
+    else:
+        cell = notebook.cells[injected[0]]
+        cell.metadata["tags"] = [
+            "parameters" if t == "injected-parameters" else t
+            for t in cell.metadata["tags"]
+        ]
+    nbformat.write(notebook, str(path))
+
+
 def _notebooks(args):
     try:
         notebooks = _find_notebooks(args.paths)
@@ -146,6 +185,7 @@ def _notebooks(args):
                 progress_bar=False,
                 log_output=False,
             )
+            _fold_injected_parameters(output)
         except Exception as error:  # noqa: BLE001 (report and go on)
             failures.append(notebook)
             summary = str(error).strip().splitlines()
@@ -170,6 +210,11 @@ def build_parser():
             "Neural Attention (arXiv 2502.17206) for Keras 3. Set "
             "KERAS_BACKEND (jax, torch or tensorflow) to choose the backend."
         ),
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__}",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True

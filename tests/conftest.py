@@ -42,3 +42,70 @@ def x64():
         context = contextlib.nullcontext()
     with context:
         yield
+
+
+# Tests that need a package from an extra the environment lacks are skipped
+# with the extra to install, instead of failing at collection
+# (`pip install -e ".[jax,dev]"` then `pytest` runs what it can).
+OPTIONAL_MODULES = {
+    "keras_hub": "hub",
+    "keras_nlp": "nlp",
+    "tensorflow": "tensorflow",
+    "tensorflow_text": "hub",
+    "tensorflow_datasets": "datasets",
+    "jax": "jax",
+    "torch": "torch",
+    "triton": "triton",
+    "scipy": "experiments",
+    "matplotlib": "experiments",
+    "papermill": "dev",
+    "nbformat": "dev",
+    "ipykernel": "dev",
+}
+
+
+def _missing_optional_module(text):
+    """The optional top-level module that `text` (a traceback) reports as
+    absent, if that module is really not installed; else None."""
+    import importlib.util
+    import re
+
+    for match in re.finditer(r"No module named '([\w.]+)'", text):
+        top = match.group(1).split(".")[0]
+        if top in OPTIONAL_MODULES and importlib.util.find_spec(top) is None:
+            return top
+    return None
+
+
+def _skip_reason(module):
+    extra = OPTIONAL_MODULES[module]
+    return (
+        f"needs `{module}` (extra `{extra}`): "
+        f"pip install -e \".[{extra}]\""
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    if report.failed and isinstance(collector, pytest.Module):
+        module = _missing_optional_module(str(report.longrepr))
+        if module is not None:
+            report.outcome = "skipped"
+            report.longrepr = (
+                str(collector.path), 0, f"Skipped: {_skip_reason(module)}"
+            )
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    # Also a failure whose message reports the absent module, as a test
+    # that runs a child process shows it.
+    try:
+        return (yield)
+    except Exception as error:
+        module = _missing_optional_module(str(error))
+        if module is None:
+            raise
+        pytest.skip(_skip_reason(module))

@@ -123,6 +123,12 @@ def test_notebooks_executes_and_reports_failures(tmp_path):
     outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
     assert any("ok tiny" in o.get("text", "") for o in outputs)
     assert not any(o.get("output_type") == "error" for o in outputs)
+    # One parameters cell, holding the values that ran (papermill's
+    # injected-parameters cell is folded into it).
+    tags = [cell.metadata.get("tags", []) for cell in executed.cells]
+    assert tags.count(["parameters"]) == 1
+    assert not any("injected-parameters" in t for t in tags)
+    assert executed.cells[0].source.strip() == 'SCALE = "tiny"'
     # The source notebook is untouched.
     assert nbformat.read(str(good), as_version=4).cells[0].outputs == []
     assert cli.main(

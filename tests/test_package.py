@@ -1,5 +1,6 @@
 """Package-level promises: light imports, public names, version."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -22,6 +23,9 @@ def test_public_names():
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_import_does_not_pull_tensorflow_or_keras_hub(backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"needs `{backend}` (extra `{backend}`): "
+                    f"pip install -e \".[{backend}]\"")
     code = (
         "import sys, keras_neural_attention, keras_neural_attention.ops, "
         "keras_neural_attention.layers\n"
@@ -38,3 +42,25 @@ def test_import_does_not_pull_tensorflow_or_keras_hub(backend):
     assert result.stdout.strip() == "", (
         f"importing the package on {backend} imported {result.stdout}"
     )
+
+
+def test_cli_version(capsys):
+    from keras_neural_attention import cli
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == (
+        f"keras-neural-attention {keras_neural_attention.__version__}"
+    )
+
+
+def test_packaged_result_records_load():
+    from keras_neural_attention import results
+
+    names = results.record_names()
+    assert "2026-11-23-cpu/capacity-jax-cpu.json" in names
+    record = results.load_record("2026-11-23-cpu/capacity-jax-cpu.json")
+    assert {"experiment", "scale", "metadata", "rows"} <= set(record)
+    with pytest.raises(FileNotFoundError, match="capacity-jax-cpu.json"):
+        results.load_record("no-such-record.json")
