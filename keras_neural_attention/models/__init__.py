@@ -146,6 +146,27 @@ def _register_lazy_serializable_classes():
 _register_lazy_serializable_classes()
 
 
+# Top-level packages the model modules need, and the extra that installs them.
+_EXTRAS = {"keras_hub": "hub", "tensorflow_text": "hub", "tensorflow": "hub"}
+
+
+def import_model_module(module_name):
+    """Imports a model module; a missing dependency raises an `ImportError`
+    that names the extra to install."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing not in _EXTRAS:
+            raise
+        raise ImportError(
+            f"{module_name} needs the `{missing}` package, which is not "
+            "installed. Install the extra: pip install "
+            f"'keras-neural-attention[{_EXTRAS[missing]}]' (from a checkout:"
+            f" pip install -e '.[{_EXTRAS[missing]}]')."
+        ) from error
+
+
 def __getattr__(name):
     module_name = _EXPORTS.get(name)
     if module_name is None:
@@ -154,7 +175,7 @@ def __getattr__(name):
         )
     if "." not in module_name:
         module_name = f"{__name__}.{module_name}"
-    module = importlib.import_module(module_name)
+    module = import_model_module(module_name)
     value = getattr(module, name)
     globals()[name] = value
     return value
