@@ -154,12 +154,9 @@ def _public_names():
 # Docstring examples that do not run as written; they live in modules this
 # test does not own. strict: the test fails once an example is fixed, so the
 # entry goes.
-KNOWN_BROKEN = {
-    "keras_neural_attention.models.data_parallel_distribution": (
-        "the example calls `model.compile(...)` / `model.fit(...)` with "
-        "literal `...` and an undefined `build_model`"
-    ),
-}
+# Docstring examples known not to run, with the reason (strict xfail: an
+# entry must go once its example is fixed).
+KNOWN_BROKEN = {}
 
 
 @pytest.mark.parametrize(

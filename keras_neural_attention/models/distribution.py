@@ -81,14 +81,22 @@ def data_parallel_distribution(devices=None):
     Example:
 
     ```python
+    import keras
+    import numpy as np
+    from keras_neural_attention.layers import NeuralAttention
     from keras_neural_attention.models.distribution import (
         data_parallel_distribution, distribution_scope)
 
     distribution = data_parallel_distribution()   # None on one device
     with distribution_scope(distribution):
-        model = build_model()
-        model.compile(...)
-        model.fit(...)
+        inputs = keras.Input((6, 8))
+        attended = NeuralAttention(num_heads=2, key_dim=8)(inputs, inputs)
+        outputs = keras.layers.Dense(1)(
+            keras.layers.GlobalAveragePooling1D()(attended))
+        model = keras.Model(inputs, outputs)
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(np.zeros((8, 6, 8), "float32"), np.zeros((8, 1)),
+                  batch_size=4, epochs=1, verbose=0)
     ```
     """
     if not distribution_supported():
