@@ -39,8 +39,15 @@ def _root(config):
 
 def _is_record(payload):
     return isinstance(payload, dict) and "rows" in payload and (
-        "metadata" in payload
+        "metadata" in payload or _is_reproduction(payload)
     )
+
+
+def _is_reproduction(payload):
+    """A paper-reproduction record (`experiments.records`): `table`, `rows`,
+    `paper` (quantity, the paper's figure, ours) and its environment at the
+    top level."""
+    return "table" in payload and "environment" in payload
 
 
 def find_records(root):
@@ -58,6 +65,9 @@ def find_records(root):
 
 
 def _title(path, record):
+    if _is_reproduction(record):
+        return (f"Table {record['table']}: {record.get('title', '')} "
+                f"({record.get('scale', '?')} scale)")
     name = record.get("experiment") or record.get("task") or path.stem
     return str(name).replace("_", " ").replace("-", " ").capitalize()
 
@@ -141,17 +151,25 @@ def results_page(root):
         f"{len(records)} record(s) found.",
         "",
     ]
-    reproduction = root / RECORD_DIRS[0] / "reproduction"
-    if not any(p.is_relative_to(reproduction) for p, _ in records):
+    # Reproduction tables first, in table order; then the other records.
+    records.sort(key=lambda item: (
+        not _is_reproduction(item[1]),
+        str(item[1].get("table", "")).zfill(3),
+        str(item[1].get("scale", "")), item[0].as_posix(),
+    ))
+    if not any(_is_reproduction(r) for _, r in records):
         out += [
             "!!! note \"No paper-reproduction record yet\"",
-            "    No record exists under "
-            "`keras_neural_attention/results/reproduction/`; the reproduction "
-            "tables appear here once their runs have written them.",
+            "    No record of `keras-neural-attention reproduce` exists yet; "
+            "the reproduction tables appear here once their runs have "
+            "written them.",
             "",
         ]
     for path, record in records:
-        meta = record.get("metadata", {})
+        meta = record.get("metadata") or dict(
+            record.get("environment", {}), device=record.get("device"),
+            date=record.get("date"),
+        )
         rel = path.relative_to(root).as_posix()
         out += [
             f"## {_title(path, record)}",
@@ -170,8 +188,11 @@ def results_page(root):
             ),
             "",
         ]
-        table = paper_table(record)
-        if table:
+        table = "" if _is_reproduction(record) else paper_table(record)
+        if _is_reproduction(record):
+            out += ["The run's report below sets the paper's figure beside "
+                    "ours (its \"Paper\" and \"Ours\" columns).", ""]
+        elif table:
             out += ["### The paper's figures beside ours", "", table, ""]
         else:
             out += ["This record carries no figure from a paper to set "
