@@ -49,6 +49,7 @@ class NeuralAttentionCausalLM(keras_hub.models.CausalLM):
     Example:
 
     ```python
+    import keras_hub
     import numpy as np
     from keras_neural_attention.models import (
         NeuralAttentionCausalLM, NeuralAttentionLMBackbone)
