@@ -116,11 +116,78 @@ def masked_key_checks(num_cases):
             "nonzero_masked_probabilities": failures}
 
 
+def render(output_dir):
+    """One markdown table over every backend's record in `output_dir`
+    (`mask-forms.md`): the largest difference over the four layers for each
+    mask form, and over Neural and Expressive for each axes case."""
+    records = {}
+    for name in sorted(os.listdir(output_dir)):
+        if name.startswith("mask-forms-") and name.endswith(".json"):
+            with open(os.path.join(output_dir, name)) as f:
+                record = json.load(f)
+            records[record["backend"]] = record
+    backends = sorted(records)
+
+    def worst(rows, key):
+        return max(max(r["max_abs_diff_output"],
+                       r["max_abs_diff_probabilities"]) for r in rows
+                   if key(r))
+
+    lines = ["# Drop-in masks and attention_axes against the NumPy reference",
+             "",
+             "Largest |ours - reference| of outputs and probabilities "
+             "(float32 layers, float64 NumPy loops). "
+             + "; ".join(f"{b}: {records[b]['date']}, {records[b]['machine']}"
+                         for b in backends), "",
+             "| mask form | " + " | ".join(backends) + " |",
+             "|---|" + "---|" * len(backends)]
+    forms = list(dict.fromkeys(
+        r["mask"] for r in records[backends[0]]["mask_forms"]))
+    for form in forms:
+        lines.append(f"| {form} | " + " | ".join(
+            f"{worst(records[b]['mask_forms'], lambda r: r['mask'] == form):.1e}"
+            for b in backends) + " |")
+    lines += ["", "| input shape | attention_axes | mask shape | "
+              + " | ".join(backends) + " |",
+              "|---|---|---|" + "---|" * len(backends)]
+    seen = []
+    for row in records[backends[0]]["attention_axes"]:
+        key = (row["input_shape"], row["attention_axes"], row["mask_shape"])
+        if key in seen:
+            continue
+        seen.append(key)
+
+        def same(r, key=key):
+            return (r["input_shape"], r["attention_axes"],
+                    r["mask_shape"]) == key
+
+        shape = "(" + ", ".join("B" if d is None else str(d)
+                                for d in key[0]) + ")"
+        lines.append(f"| {shape} | {key[1]} | {key[2]} | " + " | ".join(
+            f"{worst(records[b]['attention_axes'], same):.1e}"
+            for b in backends) + " |")
+    lines += ["", "| property test | " + " | ".join(backends) + " |",
+              "|---|" + "---|" * len(backends)]
+    for field in ("cases", "masked_keys_checked",
+                  "nonzero_masked_probabilities"):
+        lines.append(f"| {field} | " + " | ".join(
+            str(records[b]["property"][field]) for b in backends) + " |")
+    path = os.path.join(output_dir, "mask-forms.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--property-cases", type=int, default=400)
+    parser.add_argument("--render", action="store_true",
+                        help="only render mask-forms.md from the records")
     args = parser.parse_args()
+    if args.render:
+        print(render(args.output_dir))
+        return
     start = time.time()
     record = {
         "what": "max |ours - NumPy reference| per mask form and "
@@ -145,6 +212,7 @@ def main():
                 record["mask_forms"] + record["attention_axes"])
     print(f"{path}: worst output difference {worst:.2e}; "
           f"{record['property']}")
+    render(args.output_dir)
 
 
 if __name__ == "__main__":
