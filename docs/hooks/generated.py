@@ -316,7 +316,30 @@ def layer_bases_table():
     return "\n".join(lines)
 
 
+REPORT_MARKER = re.compile(r"<!-- report: (\S+) -->")
+
+
+def include_reports(markdown, root):
+    """Replaces each `<!-- report: PATH -->` by the markdown report a run
+    wrote at PATH (repository-relative), its title dropped and its headings
+    demoted below the page's; a missing report fails the build."""
+
+    def report(match):
+        path = root / match.group(1)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"docs: the report {match.group(1)} named in a page does not "
+                "exist"
+            )
+        text = path.read_text(encoding="utf-8")
+        text = re.sub(r"\A# [^\n]*\n", "", text)
+        return _demote(text, 2)
+
+    return REPORT_MARKER.sub(report, markdown)
+
+
 def on_page_markdown(markdown, page, config, files):
+    markdown = include_reports(markdown, _root(config))
     if LAYER_BASES_MARKER in markdown:
         markdown = markdown.replace(LAYER_BASES_MARKER, layer_bases_table())
     if BENCHMARK_PLOTS_MARKER in markdown:
