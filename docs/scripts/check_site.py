@@ -56,8 +56,8 @@ VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input",
 # Hidden copies of a notebook cell's source for the copy button
 # (mkdocs-jupyter): code, not prose.
 SKIPPED_CLASSES = {"clipboard-copy-txt"}
-# The formulas arithmatex and Jupyter markdown leave for MathJax.
-MATH_IN_HTML = re.compile(r'class="arithmatex"|class="[^"]*jp-RenderedMarkdown')
+# The formulas arithmatex leaves for MathJax.
+MATH_IN_HTML = re.compile(r'class="arithmatex"')
 
 
 class _DomScan(html.parser.HTMLParser):
@@ -124,6 +124,15 @@ def raw_tex(text):
         start = max(0, match.start() - 30)
         found.append(text[start:match.end() + 30].replace("\n", " "))
     return found
+
+
+def holds_math(source):
+    """Whether a built page's HTML (before MathJax runs) holds formulas:
+    arithmatex output, or TeX delimiters in its visible prose (a
+    notebook's markdown cells)."""
+    return bool(MATH_IN_HTML.search(source)) or bool(
+        raw_tex(" ".join(scan(source).text))
+    )
 
 
 def pages(site):
@@ -217,7 +226,7 @@ def check_page(chromium, site, base, targets, path):
     if page.math_errors:
         problems.append(f"{page.math_errors} MathJax error(s)")
     source = path.read_text(encoding="utf-8")
-    if MATH_IN_HTML.search(source) and page.math == 0:
+    if holds_math(source) and page.math == 0:
         problems.append("the page holds formulas but none was typeset")
     for kind, link in page.links:
         absolute = urllib.parse.urljoin(url, link)
