@@ -17,12 +17,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from keras_neural_attention.experiments import plots  # noqa: E402
-from keras_neural_attention.experiments.kerashub_surgery import (  # noqa: E402,E501
-    SCALES,
+from keras_neural_attention.experiments import (  # noqa: E402
+    kerashub_surgery,
 )
-from keras_neural_attention.experiments.kerashub_surgery import (  # noqa: E402,E501
-    run_wikitext2_surgery,
-)
+
+SCALES = kerashub_surgery.SCALES
+run_wikitext2_surgery = kerashub_surgery.run_wikitext2_surgery
 
 WORDS = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "log", ",",
          "."]
