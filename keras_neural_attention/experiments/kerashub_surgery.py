@@ -23,6 +23,9 @@ and markdown.
 import dataclasses
 import datetime
 import math
+import os
+import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -67,6 +70,12 @@ SCALES = {
         sequence_length=16, num_layers=2, num_heads=2, hidden_dim=16,
         intermediate_dim=32, pretrain_steps=4, finetune_steps=3,
         batch_size=4, learning_rate=1e-3, eval_windows=8,
+    ),
+    # The run committed from a shared 2-core CPU: about ten minutes.
+    "cpu": SurgeryScale(
+        sequence_length=64, num_layers=2, num_heads=4, hidden_dim=128,
+        intermediate_dim=512, pretrain_steps=600, finetune_steps=200,
+        batch_size=16, learning_rate=1e-3, eval_windows=1024,
     ),
     # A few minutes on one GPU.
     "small": SurgeryScale(
@@ -178,7 +187,8 @@ def run_surgery_comparison(tokenizer, pretrain_text, finetune_text,
         `data`, `layers`, `attention`, `pretrain` (losses and perplexity of
         the saved model), and `rows`, one per fine-tuned model
         (`model`, `perplexity`, `first_loss`, `last_loss`,
-        `parameter_count`).
+        `parameter_count`, `losses`: the training loss of every
+        fine-tuning step).
     """
     import keras_hub
 
@@ -239,6 +249,7 @@ def run_surgery_comparison(tokenizer, pretrain_text, finetune_text,
             "first_loss": losses[0] if losses else None,
             "last_loss": losses[-1] if losses else None,
             "parameter_count": int(lm.count_params()),
+            "losses": losses,
         })
 
     return {
@@ -262,6 +273,7 @@ def run_surgery_comparison(tokenizer, pretrain_text, finetune_text,
             "first_loss": pretrain_losses[0] if pretrain_losses else None,
             "last_loss": pretrain_losses[-1] if pretrain_losses else None,
             "perplexity": pretrained_perplexity,
+            "losses": pretrain_losses,
         },
         "rows": rows,
     }
@@ -297,5 +309,183 @@ def write_surgery_results(payload, output_dir, stem="kerashub_surgery"):
             f"{row['first_loss']:.4f} | {row['last_loss']:.4f} | "
             f"{row['parameter_count']:,} |"
         )
+    run = []
+    if payload.get("wall_time_s") is not None:
+        run.append(f"wall time {payload['wall_time_s']:.0f} s, CPU time "
+                   f"{payload['cpu_time_s']:.0f} s")
+    if payload.get("load_average"):
+        run.append("load average (1, 5, 15 min) before "
+                   f"{payload['load_average']['before']}, after "
+                   f"{payload['load_average']['after']}")
+    if payload.get("environment"):
+        env = payload["environment"]
+        run.append(f"{env['cpu']} ({env['usable_cpus']} usable CPUs), "
+                   f"Keras {env['keras_version']}, {env['backend']} "
+                   f"{env['backend_version']}")
+    if run:
+        lines += ["", "Run: " + "; ".join(run) + "."]
+    notes = payload.get("notes") or []
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
     return write_json_and_markdown(payload, "\n".join(lines) + "\n",
                                    output_dir, stem)
+
+
+# --------------------------------------------------------------------------
+# The comparison on WikiText-2 (what the tutorial notebook runs).
+
+
+@dataclasses.dataclass(frozen=True)
+class WikiTextSurgeryData:
+    """How much of WikiText-2 a scale reads.
+
+    Only `valid` and `test` of WikiText-2 are on the project's machines:
+    the first `pretrain_fraction` of the `valid` lines pretrain the stock
+    model, the rest fine-tune both models, `test` is scored.
+
+    Attributes:
+        vocabulary_size: upper bound of the WordPiece vocabulary learned
+            on the `valid` lines used (never on `test`).
+        pretrain_fraction: float in (0, 1), share of the `valid` lines
+            used for pretraining.
+        max_valid_lines: first lines of `valid` read (None: all).
+        max_test_lines: first lines of `test` read (None: all).
+    """
+
+    vocabulary_size: int
+    pretrain_fraction: float
+    max_valid_lines: int = None
+    max_test_lines: int = None
+
+
+WIKITEXT_DATA = {
+    "smoke": WikiTextSurgeryData(vocabulary_size=400, pretrain_fraction=0.5,
+                                 max_valid_lines=200, max_test_lines=60),
+    "cpu": WikiTextSurgeryData(vocabulary_size=8000, pretrain_fraction=0.7),
+    "small": WikiTextSurgeryData(vocabulary_size=8000,
+                                 pretrain_fraction=0.7),
+}
+DEFAULT_OUTPUT_DIR = os.path.join("results", "kerashub_surgery")
+
+
+def _load_average():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def run_wikitext2_surgery(scale="smoke", data_dir=None, output_dir=None,
+                          layers=(0,), attention="neural", seed=0,
+                          stem=None):
+    """`run_surgery_comparison` on WikiText-2 with a WordPiece vocabulary,
+    its record written as JSON and markdown.
+
+    The stock GPT-2 is pretrained on the first part of WikiText-2 `valid`,
+    both models are fine-tuned on the rest of `valid` and scored on `test`
+    (the `train` split is not on the project's machines). The vocabulary is
+    learned on the `valid` lines read (`tokenization.cached_vocabulary`,
+    cached under `output_dir/vocabulary`); lines follow the released code
+    (`tokenization.released_code_lines`: `[SEP]` at each line end).
+
+    Args:
+        scale: a name in `WIKITEXT_DATA` (`"smoke"`, `"cpu"`, `"small"`).
+        data_dir: where `wiki.valid.tokens` and `wiki.test.tokens` are
+            (see `data.wikitext_path`); None searches
+            `data.default_data_dirs()` (`../shared/data` beside the
+            checkout among them).
+        output_dir: folder of the record, the vocabulary and the preset
+            (default `results/kerashub_surgery/<scale>`).
+        layers, attention, seed: see `run_surgery_comparison`.
+        stem: file name stem of the record (default
+            `kerashub_surgery-<scale>-<backend>`).
+
+    Returns:
+        The record (see `run_surgery_comparison`) with `notes`,
+        `environment`, `wall_time_s`, `cpu_time_s`, `load_average` (before
+        and after) and `paths` (the files written).
+
+    Raises:
+        FileNotFoundError: when the WikiText-2 files are not found.
+    """
+    import keras
+
+    from keras_neural_attention.experiments import data as data_lib
+    from keras_neural_attention.experiments import tokenization
+    from keras_neural_attention.experiments.environment import (
+        environment_info,
+    )
+
+    if scale not in WIKITEXT_DATA:
+        raise ValueError(
+            "Argument `scale` must be one of "
+            f"{', '.join(repr(s) for s in WIKITEXT_DATA)}. "
+            f"Received: scale={scale!r}"
+        )
+    spec = WIKITEXT_DATA[scale]
+    output_dir = Path(output_dir or os.path.join(DEFAULT_OUTPUT_DIR, scale))
+    load_before = _load_average()
+    start, cpu_start = time.perf_counter(), time.process_time()
+
+    valid = data_lib.load_wikitext("wikitext-2", "valid", data_dir=data_dir,
+                                   max_lines=spec.max_valid_lines)
+    test = data_lib.load_wikitext("wikitext-2", "test", data_dir=data_dir,
+                                  max_lines=spec.max_test_lines)
+    split = int(round(len(valid) * spec.pretrain_fraction))
+    if not 0 < split < len(valid):
+        raise ValueError(
+            f"WikiText-2 `valid` ({len(valid)} lines) cannot be split at "
+            f"pretrain_fraction={spec.pretrain_fraction} into a pretraining "
+            "and a fine-tuning part."
+        )
+    vocabulary = tokenization.cached_vocabulary(
+        valid, spec.vocabulary_size, output_dir / "vocabulary")
+    tokenizer = tokenization.wordpiece_tokenizer(vocabulary)
+
+    def text(lines):
+        return "\n".join(tokenization.released_code_lines(lines))
+
+    description = (
+        f"WikiText-2 (tokenized v1): pretraining on `valid` lines 1-{split}, "
+        f"fine-tuning on `valid` lines {split + 1}-{len(valid)}, "
+        f"evaluation on `test` lines 1-{len(test)}"
+    )
+    payload = run_surgery_comparison(
+        tokenizer, text(valid[:split]), text(valid[split:]), text(test),
+        preset_dir=output_dir / "pretrained_preset", scale=scale,
+        layers=layers, attention=attention, seed=seed,
+        data_description=description,
+    )
+    payload["notes"] = [
+        "WikiText-2's `train` split is not on the project's machines: the "
+        "stock model is pretrained on the first part of `valid`, both "
+        "models are fine-tuned on the rest of `valid` and evaluated on "
+        "`test`. Not a standard WikiText-2 protocol; perplexities are not "
+        "comparable with published ones.",
+        f"Vocabulary: WordPiece learned on the {len(valid)} `valid` lines "
+        f"read (at most {spec.vocabulary_size} tokens, got "
+        f"{len(vocabulary)}); `[SEP]` ends every line (the released "
+        "code's text).",
+        "Perplexity: exp of the mean next-token cross-entropy over "
+        "non-overlapping windows of sequence_length + 1 tokens"
+        + (f" (the first {payload['windows']['eval']})"
+           if spec.max_test_lines or payload["scale_config"].get(
+               "eval_windows") else "") + ".",
+        "Both fine-tuning runs start from the same saved preset and see the "
+        "same batches in the same order; only the attention of layers "
+        f"{list(layers)} differs ({attention}, its scoring network newly "
+        "initialized, every other weight copied).",
+    ]
+    if scale == "smoke":
+        payload["notes"].append(
+            "Smoke scale: a plumbing check, its numbers mean nothing.")
+    payload["environment"] = environment_info()
+    payload["wall_time_s"] = round(time.perf_counter() - start, 1)
+    # CPU time of this process (all its threads): on a shared machine a
+    # steadier measure of the work than the wall time.
+    payload["cpu_time_s"] = round(time.process_time() - cpu_start, 1)
+    payload["load_average"] = {"before": load_before,
+                               "after": _load_average()}
+    stem = stem or f"kerashub_surgery-{scale}-{keras.backend.backend()}"
+    payload["paths"] = write_surgery_results(payload, output_dir, stem=stem)
+    return payload

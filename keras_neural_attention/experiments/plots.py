@@ -139,3 +139,20 @@ def plot_attention_maps(models, image, axes=None):
         ax.axis("off")
         ax.figure.colorbar(shown, ax=ax, fraction=0.046)
     return axes
+
+
+def plot_surgery_finetuning(record, ax=None):
+    """The attention-surgery comparison (`kerashub_surgery`): training
+    loss of every fine-tuning step of the unmodified and the converted
+    model, each labelled with its test perplexity."""
+    ax = _axes(ax)
+    for row in record["rows"]:
+        losses = row["losses"]
+        ax.plot(np.arange(1, len(losses) + 1), losses,
+                label=f"{row['model']} (perplexity {row['perplexity']:.2f})")
+    ax.set_xlabel("fine-tuning step")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"Fine-tuning the pretrained GPT-2 ({record['scale']}, "
+                 f"{record['backend']})")
+    ax.legend(fontsize=7)
+    return ax
