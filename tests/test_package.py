@@ -1,6 +1,7 @@
 """Package-level promises: light imports, public names, version."""
 
 import importlib.util
+import pathlib
 import os
 import subprocess
 import sys
@@ -64,3 +65,35 @@ def test_packaged_result_records_load():
     assert {"experiment", "scale", "metadata", "rows"} <= set(record)
     with pytest.raises(FileNotFoundError, match="capacity-jax-cpu.json"):
         results.load_record("no-such-record.json")
+
+
+def test_model_modules_without_keras_hub_name_the_extra():
+    """Without KerasHub, a model module (imported directly or through
+    `keras_neural_attention.models`) raises an ImportError naming the
+    `hub` extra."""
+    code = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'keras_hub':\n"
+        "            raise ModuleNotFoundError(\n"
+        "                f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import keras_neural_attention.models as models\n"
+        "for load in (\n"
+        "    lambda: models.TransformerDecoder,\n"
+        "    lambda: __import__(\n"
+        "        'keras_neural_attention.models.causal_lm'),\n"
+        "):\n"
+        "    try:\n"
+        "        load()\n"
+        "    except ImportError as error:\n"
+        "        assert \"keras-neural-attention[hub]\" in str(error), error\n"
+        "        print('named')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        timeout=300, cwd=str(pathlib.Path(__file__).resolve().parents[1]),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["named", "named"], result.stdout

@@ -150,6 +150,29 @@ _register_lazy_serializable_classes()
 _EXTRAS = {"keras_hub": "hub", "tensorflow_text": "hub", "tensorflow": "hub"}
 
 
+def _missing_extra_error(package, needed_by, error):
+    extra = _EXTRAS[package]
+    return ImportError(
+        f"{needed_by} needs the `{package}` package, which is not "
+        "installed. Install the extra: pip install "
+        f"'keras-neural-attention[{extra}]' (from a checkout: "
+        f"pip install -e '.[{extra}]')."
+    )
+
+
+def require_package(package, needed_by="keras_neural_attention.models"):
+    """Imports `package` (for example `"keras_hub"`); if it is missing, the
+    `ImportError` names the extra that installs it."""
+    try:
+        return importlib.import_module(package)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in _EXTRAS:
+            raise
+        raise _missing_extra_error(
+            (error.name or package).split(".")[0], needed_by, error
+        ) from error
+
+
 def import_model_module(module_name):
     """Imports a model module; a missing dependency raises an `ImportError`
     that names the extra to install."""
@@ -159,12 +182,7 @@ def import_model_module(module_name):
         missing = (error.name or "").split(".")[0]
         if missing not in _EXTRAS:
             raise
-        raise ImportError(
-            f"{module_name} needs the `{missing}` package, which is not "
-            "installed. Install the extra: pip install "
-            f"'keras-neural-attention[{_EXTRAS[missing]}]' (from a checkout:"
-            f" pip install -e '.[{_EXTRAS[missing]}]')."
-        ) from error
+        raise _missing_extra_error(missing, module_name, error) from error
 
 
 def __getattr__(name):

@@ -34,7 +34,9 @@ import itertools
 import threading
 
 import keras
-import keras_hub
+from keras_neural_attention.models import require_package
+
+keras_hub = require_package("keras_hub", __name__)
 
 from keras_neural_attention.layers.expressive_attention import (
     ExpressiveAttention,

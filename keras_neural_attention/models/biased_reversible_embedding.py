@@ -2,7 +2,9 @@
 (logits) projection has a bias."""
 
 import keras
-import keras_hub
+from keras_neural_attention.models import require_package
+
+keras_hub = require_package("keras_hub", __name__)
 from keras import ops
 
 

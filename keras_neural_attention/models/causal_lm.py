@@ -11,7 +11,9 @@ exposes the attributes KerasHub's GPT-2 task reads; its own task is
 import sys
 
 import keras
-import keras_hub
+from keras_neural_attention.models import require_package
+
+keras_hub = require_package("keras_hub", __name__)
 
 from keras_neural_attention.models.biased_reversible_embedding import (
     BiasedReversibleEmbedding,

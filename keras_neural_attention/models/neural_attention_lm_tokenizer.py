@@ -4,7 +4,9 @@ language model."""
 import sys
 
 import keras
-import keras_hub
+from keras_neural_attention.models import require_package
+
+keras_hub = require_package("keras_hub", __name__)
 
 from keras_neural_attention.models.causal_lm import NeuralAttentionLMBackbone
 

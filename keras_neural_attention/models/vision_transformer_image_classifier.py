@@ -2,7 +2,9 @@
 `VisionTransformerBackbone`."""
 
 import keras
-import keras_hub
+from keras_neural_attention.models import require_package
+
+keras_hub = require_package("keras_hub", __name__)
 
 from keras_neural_attention.models.vision_transformer_image_classifier_preprocessor import (  # noqa: E501
     VisionTransformerImageClassifierPreprocessor,

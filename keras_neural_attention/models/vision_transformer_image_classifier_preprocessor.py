@@ -4,7 +4,9 @@ preprocessing for `VisionTransformerBackbone`."""
 import sys
 
 import keras
-import keras_hub
+from keras_neural_attention.models import require_package
+
+keras_hub = require_package("keras_hub", __name__)
 
 from keras_neural_attention.models.vision_transformer_image_converter import (
     VisionTransformerImageConverter,

@@ -28,7 +28,9 @@ import math
 import sys
 
 import keras
-import keras_hub
+from keras_neural_attention.models import require_package
+
+keras_hub = require_package("keras_hub", __name__)
 
 from keras_neural_attention.layers.patch_embedding import PatchEmbedding
 from keras_neural_attention.layers.transformer_encoder_block import (
