@@ -40,6 +40,7 @@ def _root(config):
 def _is_record(payload):
     return isinstance(payload, dict) and "rows" in payload and (
         "metadata" in payload or _is_reproduction(payload)
+        or _is_experiment_run(payload)
     )
 
 
@@ -48,6 +49,12 @@ def _is_reproduction(payload):
     `paper` (quantity, the paper's figure, ours) and its environment at the
     top level."""
     return "table" in payload and "environment" in payload
+
+
+def _is_experiment_run(payload):
+    """Another experiment's record with its environment at the top level
+    (for example the attention-surgery comparison)."""
+    return "environment" in payload and "scale" in payload
 
 
 def find_records(root):
@@ -188,7 +195,7 @@ def results_page(root):
             ),
             "",
         ]
-        table = "" if _is_reproduction(record) else paper_table(record)
+        table = "" if _is_experiment_run(record) else paper_table(record)
         if _is_reproduction(record):
             out += ["The run's report below sets the paper's figure beside "
                     "ours (its \"Paper\" and \"Ours\" columns).", ""]
