@@ -109,3 +109,22 @@ def pytest_runtest_call(item):
         if module is None:
             raise
         pytest.skip(_skip_reason(module))
+
+
+# End-to-end runs whose subject does not depend on the backend (experiment
+# plumbing through model.fit, the documentation's examples) run in one
+# backend's session only: the suite runs once per backend, and these are the
+# slowest tests of each session. TensorFlow's session runs them.
+ONE_BACKEND = "tensorflow"
+
+
+def pytest_collection_modifyitems(config, items):
+    if keras.backend.backend() == ONE_BACKEND:
+        return
+    skip = pytest.mark.skip(
+        reason=f"backend-independent end-to-end run: executed once, in the "
+        f"KERAS_BACKEND={ONE_BACKEND} session"
+    )
+    for item in items:
+        if item.get_closest_marker("one_backend"):
+            item.add_marker(skip)

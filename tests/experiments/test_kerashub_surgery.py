@@ -15,6 +15,10 @@ from keras_neural_attention.experiments.kerashub_surgery import (
 )
 from keras_neural_attention.models import NeuralAttentionLMTokenizer
 
+# Trains small models end to end through the experiment code (backend-
+# independent plumbing): once per suite, see tests/conftest.py.
+pytestmark = pytest.mark.one_backend
+
 WORDS = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "log", "."]
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + WORDS
 

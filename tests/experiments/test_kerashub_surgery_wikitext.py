@@ -21,6 +21,10 @@ from keras_neural_attention.experiments import (  # noqa: E402
     kerashub_surgery,
 )
 
+# Trains small models end to end through the experiment code (backend-
+# independent plumbing): once per suite, see tests/conftest.py.
+pytestmark = pytest.mark.one_backend
+
 SCALES = kerashub_surgery.SCALES
 run_wikitext2_surgery = kerashub_surgery.run_wikitext2_surgery
 

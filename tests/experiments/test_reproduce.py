@@ -8,6 +8,10 @@ import pytest
 from keras_neural_attention import cli
 from keras_neural_attention.experiments import reproduce
 
+# Trains small models end to end through the experiment code (backend-
+# independent plumbing): once per suite, see tests/conftest.py.
+pytestmark = pytest.mark.one_backend
+
 TEXT = [" ", " = Cats = ", " ", " the cat sat on the mat . ",
         " a dog sat on the log . ", " the cat saw the <unk> dog . "] * 6
 
