@@ -125,6 +125,7 @@ def test_readme_example_runs_on_this_backend_as_written():
 @pytest.mark.parametrize(
     "page", _doc_pages(), ids=lambda p: p.relative_to(DOCS_DIR).as_posix()
 )
+@pytest.mark.one_backend
 def test_docs_page_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples that save files write here
     namespace = {"__name__": "__docs_example__"}
@@ -163,6 +164,7 @@ KNOWN_BROKEN = {}
     "module_name, name", _public_names(),
     ids=lambda v: v if isinstance(v, str) else "module",
 )
+@pytest.mark.one_backend
 def test_public_docstring_examples_run(module_name, name, tmp_path,
                                        monkeypatch, request):
     label = module_name if name is None else f"{module_name}.{name}"
