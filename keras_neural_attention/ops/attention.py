@@ -280,7 +280,7 @@ def neural_attention(
 
     query_length = q_terms.shape[2]
     chunk = query_chunk_size
-    if chunk == "auto":
+    if chunk == "auto" and query_length is not None:
         chunk = auto_query_chunk_size(
             q_terms.shape[0],
             int(q_terms.shape[1]),
@@ -295,7 +295,9 @@ def neural_attention(
         # (`lax.map`) runs them one after another.
         result = _map_blocks(block, q_terms, k_terms, value, mask, chunk,
                              flat_weights, fuse_values,
-                             remat=keras.backend.backend() == "jax")
+                             remat=keras.backend.backend() == "jax",
+                             widest_layer=_widest_layer(weights,
+                                                        implementation))
     else:
         result = _loop_blocks(block, q_terms, k_terms, value, mask, chunk,
                               flat_weights, fuse_values)
@@ -404,7 +406,7 @@ def _loop_blocks(block, q_terms, k_terms, value, mask, chunk, flat_weights,
 
 
 def _map_blocks(block, q_terms, k_terms, value, mask, chunk, flat_weights,
-                fuse_values, remat=False):
+                fuse_values, remat=False, widest_layer=1):
     """Pads the queries to whole blocks and `keras.ops.map`s over them, one
     block after another.
 
@@ -412,11 +414,21 @@ def _map_blocks(block, q_terms, k_terms, value, mask, chunk, flat_weights,
     pass) and for TensorFlow graphs traced with an unknown sequence length
     (without rematerialization: `tf.recompute_grad` inside `tf.map_fn` is not
     used, so there the backward pass keeps every block's activations).
+
+    With an unknown query length the block size is a tensor: `"auto"` is
+    sized from the lengths the graph runs with, and no block is longer
+    than the queries (a block size past the length would pad them to it).
     """
     if remat:
         block = keras.remat(block)
     shape = ops.shape(q_terms)
     query_length = shape[2]
+    if not isinstance(query_length, int):
+        if chunk == "auto":
+            key_shape = ops.shape(k_terms)
+            per_row = shape[0] * shape[1] * key_shape[2] * widest_layer
+            chunk = ops.maximum(AUTO_CHUNK_ELEMENTS // per_row, 1)
+        chunk = ops.minimum(chunk, query_length)
     num_blocks = (query_length + chunk - 1) // chunk
     padding = num_blocks * chunk - query_length
     q_padded = ops.pad(q_terms, [[0, 0], [0, 0], [0, padding], [0, 0]])

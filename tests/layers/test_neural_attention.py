@@ -545,11 +545,30 @@ def test_keras_layer_test_contract():
     reason="only TensorFlow traces graphs with an unknown sequence length",
 )
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_unknown_sequence_length_in_tensorflow_graph(with_mask):
+@pytest.mark.parametrize("chunk", [3, 64, "auto", "auto-small"])
+def test_unknown_sequence_length_in_tensorflow_graph(with_mask, chunk,
+                                                     monkeypatch):
     import tensorflow as tf
 
+    from keras_neural_attention.ops import attention as attention_ops
+
+    if chunk == "auto-small":
+        # Blocks of 2 rows at these sizes, sized while the graph runs.
+        monkeypatch.setattr(attention_ops, "AUTO_CHUNK_ELEMENTS",
+                            2 * 2 * 2 * 7 * 2)
+        chunk = "auto"
+    scores = attention_ops.pair_scores
+
+    def no_longer_than_the_queries(q_block, *args):
+        # A block size past the query length used to pad the queries to
+        # it: "auto" with an unknown length padded 7 rows to millions.
+        tf.debugging.assert_less_equal(tf.shape(q_block)[2], 7)
+        return scores(q_block, *args)
+
+    monkeypatch.setattr(attention_ops, "pair_scores",
+                        no_longer_than_the_queries)
     rng = np.random.default_rng(12)
-    layer = NeuralAttention(num_heads=2, key_dim=8, query_chunk_size=3)
+    layer = NeuralAttention(num_heads=2, key_dim=8, query_chunk_size=chunk)
     x = rng.normal(size=(2, 7, 12)).astype("float32")
     mask = rng.random((2, 7, 7)) > 0.3
     mask[1, 2] = False
