@@ -7,6 +7,7 @@ keras-neural-attention notebooks [--scale smoke] [--output-dir DIR]
                                  [NOTEBOOK ...]
 keras-neural-attention reproduce <1..7|all> [--scale smoke|cpu|gpu|paper]
                                  [--data-dir DIR] [--output-dir DIR]
+                                 [--reuse]
 ```
 
 (or `python -m keras_neural_attention.cli ...`). Keras runs on the backend
@@ -81,7 +82,8 @@ def _reproduce(args):
     try:
         results = reproduce(
             args.table, scale=args.scale, data_dir=args.data_dir,
-            output_dir=args.output_dir, verbose=args.verbose)
+            output_dir=args.output_dir, verbose=args.verbose,
+            reuse=args.reuse)
     except (ValueError, FileNotFoundError) as error:
         _log(f"error: {error}")
         return 2
@@ -281,6 +283,11 @@ def build_parser():
         "./data)",
     )
     reproduce.add_argument("--output-dir", default=None)
+    reproduce.add_argument(
+        "--reuse", action="store_true",
+        help="keep a finished record already in --output-dir when it was "
+        "written by the same recipe, backend and package version, "
+        "instead of running its table again")
     reproduce.add_argument(
         "--verbose", type=int, choices=(0, 1, 2), default=2,
         help="model.fit verbosity (default: 2, one line per epoch)")

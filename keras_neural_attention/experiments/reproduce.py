@@ -9,6 +9,7 @@ and `tiny` for tests).
 """
 
 import importlib
+import json
 import os
 import sys
 import time
@@ -54,7 +55,7 @@ def _load_average():
 
 
 def reproduce(table, scale="smoke", data_dir=None, output_dir=None,
-              log=_log, verbose=2):
+              log=_log, verbose=2, reuse=False):
     """Runs one table (or `"all"`) and writes each record.
 
     Args:
@@ -66,6 +67,10 @@ def reproduce(table, scale="smoke", data_dir=None, output_dir=None,
             `results/reproduce/<scale>`).
         log: callable receiving progress lines, or None.
         verbose: verbosity of `model.fit`.
+        reuse: bool. Return the finished record already in `output_dir`
+            instead of running the table again, when it was written by
+            the same recipe, backend and package version (see
+            `reusable_record`).
 
     Returns:
         A list of records (dicts), each with `"paths"` (the files written).
@@ -82,17 +87,58 @@ def reproduce(table, scale="smoke", data_dir=None, output_dir=None,
     results = []
     for name in tables:
         record = run_table(name, scale, data_dir=data_dir,
-                           output_dir=output_dir, log=log, verbose=verbose)
+                           output_dir=output_dir, log=log, verbose=verbose,
+                           reuse=reuse)
         results.append(record)
     return results
 
 
+def reusable_record(table, scale, output_dir):
+    """The finished record of `table` at `scale` in `output_dir` that a
+    run now would write again, or None.
+
+    A record is reused only when its status is `"complete"` and its
+    scale, backend, package version and recipe (`recipe_record(scale)` of
+    the table's module) equal the current ones; anything else runs the
+    table again.
+    """
+    import keras
+
+    import keras_neural_attention
+
+    name = str(table)
+    module = table_module(name)
+    backend = keras.backend.backend()
+    path = Path(output_dir) / f"table{name}-{scale}-{backend}.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    # The recipe as JSON would store it (tuples become lists).
+    recipe = json.loads(json.dumps(module.recipe_record(scale)))
+    if (record.get("status") != "complete"
+            or record.get("scale") != scale
+            or record.get("backend") != backend
+            or record.get("versions", {}).get("keras_neural_attention")
+            != keras_neural_attention.__version__
+            or record.get("recipe") != recipe):
+        return None
+    record["paths"] = {"json": str(path),
+                       "markdown": str(path.with_suffix(".md"))}
+    return record
+
+
 def run_table(table, scale="smoke", data_dir=None, output_dir=None,
-              log=_log, verbose=2, keep_models=False):
+              log=_log, verbose=2, keep_models=False, reuse=False):
     """Runs one table, times it (wall and CPU time, load average) and
     writes its record into `output_dir` (default
     `results/reproduce/<scale>`); the trained models stay in the table's
     subfolder as best checkpoints and CSV histories.
+
+    With `reuse=True`, a finished record of the same recipe, backend and
+    package version already in `output_dir` (see `reusable_record`) is
+    returned instead, and with `keep_models` its models are rebuilt from
+    their best checkpoints: nothing is trained twice. Delete the record
+    to run the table again.
 
     Returns:
         The record (with `"paths"`), or `(record, models)` with
@@ -107,6 +153,22 @@ def run_table(table, scale="smoke", data_dir=None, output_dir=None,
             f"Received: scale={scale!r}"
         )
     output_dir = Path(output_dir or os.path.join(DEFAULT_OUTPUT_DIR, scale))
+    if reuse:
+        record = reusable_record(name, scale, output_dir)
+        if record is not None:
+            if log:
+                log(f"Table {name}: reusing {record['paths']['json']} "
+                    f"(written {record['date']}; delete it to run the "
+                    "table again)")
+            if not keep_models:
+                return record
+            if not hasattr(module, "load_models"):
+                raise ValueError(
+                    "Argument `keep_models=True` with `reuse=True` rebuilds "
+                    "the models of tables 3 and 4 only. Received: "
+                    f"table={name!r}")
+            return record, module.load_models(
+                record, output_dir / f"table{name}")
     start = time.perf_counter()
     cpu_start = time.process_time()
     if log:

@@ -38,11 +38,13 @@ LANGUAGE = {
     ),
     "cpu": LanguageModelRecipe(
         dataset="wikitext-2", train_split="valid", eval_split="test",
-        vocabulary_size=8000, context=128, num_layers=4, num_heads=2,
-        hidden_dim=128, intermediate_dim=256, steps=1200,
-        validation_every=300, batch_size=16, eval_batch_size=32,
-        released_code_stride=64, learning_rate=1e-3,
-        schedule="warmup_cosine", warmup_steps=100, seeds=(0, 1),
+        # WikiText-2 valid (217k words) yields a WordPiece vocabulary of
+        # about 3,950 entries at this size request.
+        vocabulary_size=4000, context=64, num_layers=4, num_heads=2,
+        hidden_dim=128, intermediate_dim=256, steps=800,
+        validation_every=200, batch_size=16, eval_batch_size=64,
+        released_code_stride=32, learning_rate=1e-3,
+        schedule="warmup_cosine", warmup_steps=60, seeds=(0, 1),
     ),
     "gpu": LanguageModelRecipe(
         dataset="wikitext-103", train_split="train", eval_split="test",
@@ -77,9 +79,9 @@ VISION = {
     # A 4-layer ViT of width 128 (patch 4, 2 heads of 64): about 50 s per
     # 10,000 images per epoch on JAX on this 2-core machine.
     "cpu": VisionRecipe(
-        num_train=10_000, num_test=2_000, image_size=32, patch_size=4,
+        num_train=8_000, num_test=2_000, image_size=32, patch_size=4,
         num_layers=4, num_heads=2, hidden_dim=128, intermediate_dim=256,
-        epochs=6, batch_size=128, learning_rate=1e-3, weight_decay=0.05,
+        epochs=5, batch_size=128, learning_rate=1e-3, weight_decay=0.05,
         schedule="warmup_cosine", warmup_epochs=1,
         augmentation="crop_flip", seeds=(0, 1),
     ),

@@ -203,3 +203,9 @@ def records_recipe(recipe):
     from keras_neural_attention.experiments.recipes import recipe_dict
 
     return recipe_dict(recipe)
+
+
+def recipe_record(scale):
+    """The `recipe` a run at `scale` writes into its record."""
+    return {"language": records_recipe(scales.LANGUAGE[scale]),
+            "vision": records_recipe(scales.VISION[scale])}

@@ -86,3 +86,8 @@ def run(scale="smoke", data_dir=None, output_dir=None, log=None,
                 "paper": reproduction.PAPER_FIGURES["lm_ppl_reduction"],
                 "ours": reduction, "format": "{:+.2%}"})
     return (record, models) if keep_models else record
+
+
+def recipe_record(scale):
+    """The `recipe` a run at `scale` writes into its record."""
+    return recipe_dict(scales.LANGUAGE[scale])

@@ -7,6 +7,7 @@ download) or tensorflow-datasets (`source="tfds"`); without either the
 record says the table was skipped.
 """
 
+from keras_neural_attention.experiments import vision_tables
 from keras_neural_attention.experiments.vision_tables import vision_table
 
 TITLE = "CIFAR-100 accuracy: dot-product vs Neural (first block)"
@@ -19,3 +20,14 @@ def run(scale="smoke", data_dir=None, output_dir=None, log=None,
         "4", TITLE, scale, "cifar100", "cifar100_gain", data_dir,
         output_dir, log, verbose, keep_models=keep_models, source=source)
     return (record, models) if keep_models else record
+
+
+def recipe_record(scale):
+    """The `recipe` a run at `scale` writes into its record."""
+    return vision_tables.recipe_record(scale, "cifar100")
+
+
+def load_models(record, models_dir):
+    """The record's trained models, `{(variant, seed): model}`, rebuilt
+    and loaded from their best checkpoints in `models_dir`."""
+    return vision_tables.load_models(record, "cifar100", models_dir)

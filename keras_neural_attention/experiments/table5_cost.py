@@ -119,3 +119,8 @@ def run(scale="smoke", data_dir=None, output_dir=None, log=None,
         "5", TITLE, scale, COLUMNS, rows, paper=paper, notes=notes,
         seeds=(0,), wall_time_s=timer.seconds,
         recipe=scale_dict(table_scale))
+
+
+def recipe_record(scale):
+    """The `recipe` a run at `scale` writes into its record."""
+    return scale_dict(SCALES[scale])

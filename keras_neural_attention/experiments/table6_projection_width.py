@@ -12,6 +12,7 @@ from keras_neural_attention.experiments import cost
 from keras_neural_attention.experiments import reproduction
 from keras_neural_attention.experiments import scales
 from keras_neural_attention.experiments.recipes import TableScale
+from keras_neural_attention.experiments.recipes import recipe_dict
 from keras_neural_attention.experiments.table2_language_model import (
     language_table,
 )
@@ -30,10 +31,10 @@ SCALES = {
         "minutes; measured in the calling process: CPU memory not "
         "measured."),
     "cpu": TableScale(
-        # Six variants x two seeds: a third of Table 2's steps each
-        # (estimated, not yet measured: about 40 minutes on 2 cores).
-        language=scales.language_recipe("cpu", steps=400,
-                                        validation_every=100),
+        # Six variants x two seeds: 300 steps each (Table 2: 800).
+        language=scales.language_recipe("cpu", steps=300,
+                                        validation_every=100,
+                                        warmup_steps=30),
         projection_dims=(1, 2, 4, 8, 16), cost_batch_size=8,
         cost_repeats=5, isolate=True),
     "gpu": TableScale(language=scales.LANGUAGE["gpu"],
@@ -132,3 +133,8 @@ def run(scale="smoke", data_dir=None, output_dir=None, log=None,
                       "accelerator peak; not measured on a CPU at this "
                       "scale."))
     return record
+
+
+def recipe_record(scale):
+    """The `recipe` a run at `scale` writes into its record."""
+    return recipe_dict(SCALES[scale].language)

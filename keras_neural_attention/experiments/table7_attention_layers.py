@@ -4,6 +4,7 @@ been published), with the dot-product model for reference."""
 
 from keras_neural_attention.experiments import scales
 from keras_neural_attention.experiments.recipes import TableScale
+from keras_neural_attention.experiments.recipes import recipe_dict
 from keras_neural_attention.experiments.table2_language_model import (
     COLUMNS,
 )
@@ -26,7 +27,7 @@ SCALES["tiny"] = TableScale(language=scales.language_recipe(
     "tiny", num_layers=2))
 # Three variants x two seeds (estimated, not yet measured: under an hour).
 SCALES["cpu"] = TableScale(language=scales.language_recipe(
-    "cpu", steps=800, validation_every=200))
+    "cpu", steps=600, validation_every=200))
 SCALES["smoke"] = TableScale(language=scales.language_recipe(
     "smoke", num_layers=2, steps=12, validation_every=12))
 
@@ -57,3 +58,8 @@ def run(scale="smoke", data_dir=None, output_dir=None, log=None,
             "ours": every["train_seconds"] / first["train_seconds"],
             "format": "{:.2f}x"})
     return record
+
+
+def recipe_record(scale):
+    """The `recipe` a run at `scale` writes into its record."""
+    return recipe_dict(SCALES[scale].language)

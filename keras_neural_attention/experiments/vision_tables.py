@@ -2,10 +2,13 @@
 attention vs Neural Attention in the first block (best and final epoch)."""
 
 import dataclasses
+from pathlib import Path
 
 from keras_neural_attention.experiments import records
 from keras_neural_attention.experiments import reproduction
 from keras_neural_attention.experiments import scales
+from keras_neural_attention.experiments import training
+from keras_neural_attention.experiments.data import CIFAR_NUM_CLASSES
 from keras_neural_attention.experiments.recipes import recipe_dict
 
 VARIANTS = (
@@ -79,3 +82,37 @@ def vision_table(table, title, scale, dataset, paper_key, data_dir,
         notes=[n for n in notes if n], seeds=recipe.seeds,
         wall_time_s=timer.seconds, recipe=recipe_dict(recipe), runs=runs)
     return record, models
+
+
+def recipe_record(scale, dataset):
+    """The `recipe` a run of the table on `dataset` at `scale` records."""
+    return recipe_dict(vision_recipe_for(scale, dataset))
+
+
+def load_models(record, dataset, models_dir):
+    """The trained models of a record, `{(variant, seed): model}`: each
+    rebuilt from the scale's recipe and loaded from its best checkpoint
+    (the file named in the record's run, looked up in `models_dir`, so
+    that a moved results folder still loads).
+
+    Raises:
+        FileNotFoundError: naming a checkpoint that is not there.
+    """
+    recipe = vision_recipe_for(record["scale"], dataset)
+    variants = {name: (attention, changes)
+                for name, attention, changes in VARIANTS}
+    models = {}
+    for run in record["runs"]:
+        attention, changes = variants[run["variant"]]
+        checkpoint = Path(models_dir) / Path(run["best_checkpoint"]).name
+        if not checkpoint.is_file():
+            raise FileNotFoundError(
+                f"The best checkpoint of {run['variant']} seed "
+                f"{run['seed']} is not in {models_dir}: {checkpoint}"
+            )
+        model = training.build_vision_model(
+            dataclasses.replace(recipe, **changes), attention,
+            CIFAR_NUM_CLASSES[dataset], seed=run["seed"])
+        model.load_weights(str(checkpoint))
+        models[(run["variant"], run["seed"])] = model
+    return models

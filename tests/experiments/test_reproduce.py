@@ -76,3 +76,62 @@ def test_reproduce_table_1_through_the_command_line(tmp_path, capsys):
             assert row["parameters"] == row["released_code"]
     assert "| LM parameters added by Neural Attention |" in (
         capsys.readouterr().out)
+
+
+def test_reuse_returns_the_finished_record_and_its_models(tmp_path):
+    import keras
+    import numpy as np
+
+    from tests.experiments.test_cifar10 import write_fake_cifar
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    write_fake_cifar(str(data_dir / "cifar10_jpeg.npz"))
+    out = tmp_path / "out"
+    record, models = reproduce.run_table(
+        "3", scale="tiny", data_dir=str(data_dir), output_dir=out, log=None,
+        verbose=0, keep_models=True)
+    assert record["status"] == "complete"
+    written = (out / f"table3-tiny-{record['backend']}.json").read_text()
+
+    # The results folder moves: checkpoints are found beside the record.
+    moved = tmp_path / "moved"
+    (out).rename(moved)
+    messages = []
+    again, loaded = reproduce.run_table(
+        "3", scale="tiny", data_dir=str(data_dir), output_dir=moved,
+        log=messages.append, verbose=0, keep_models=True, reuse=True)
+    assert any("reusing" in m for m in messages)
+    assert again["date"] == record["date"]
+    assert again["rows"] == json.loads(written)["rows"]
+    assert sorted(loaded) == sorted(models)
+    images = np.zeros((2, 32, 32, 3), dtype="uint8")
+    for key, model in models.items():
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(loaded[key].predict(images, verbose=0)),
+            keras.ops.convert_to_numpy(model.predict(images, verbose=0)),
+            rtol=1e-5, atol=1e-6)
+
+
+def test_reuse_refuses_a_record_of_another_recipe_or_status(tmp_path):
+    import keras
+
+    (record,) = reproduce.reproduce(
+        "1", scale="tiny", output_dir=tmp_path, log=None, verbose=0)
+    path = tmp_path / f"table1-tiny-{keras.backend.backend()}.json"
+    assert reproduce.reusable_record("1", "tiny", tmp_path)["date"] == (
+        record["date"])
+    changed = json.loads(path.read_text())
+    changed["recipe"]["language"]["context"] += 1
+    path.write_text(json.dumps(changed))
+    assert reproduce.reusable_record("1", "tiny", tmp_path) is None
+    changed = dict(record, status="skipped: data not found (x)")
+    changed.pop("paths")
+    path.write_text(json.dumps(changed))
+    assert reproduce.reusable_record("1", "tiny", tmp_path) is None
+    assert reproduce.reusable_record("1", "smoke", tmp_path) is None
+    with pytest.raises(ValueError, match="keep_models"):
+        path.write_text(json.dumps({k: v for k, v in record.items()
+                                    if k != "paths"}))
+        reproduce.run_table("1", scale="tiny", output_dir=tmp_path,
+                            log=None, keep_models=True, reuse=True)
