@@ -31,10 +31,10 @@ SCALES = {
         "minutes; measured in the calling process: CPU memory not "
         "measured."),
     "cpu": TableScale(
-        # Six variants x two seeds: 300 steps each (Table 2: 800).
-        language=scales.language_recipe("cpu", steps=300,
+        # Six variants x two seeds: 200 steps each (Table 2: 800).
+        language=scales.language_recipe("cpu", steps=200,
                                         validation_every=100,
-                                        warmup_steps=30),
+                                        warmup_steps=20),
         projection_dims=(1, 2, 4, 8, 16), cost_batch_size=8,
         cost_repeats=5, isolate=True),
     "gpu": TableScale(language=scales.LANGUAGE["gpu"],
