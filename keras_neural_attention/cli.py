@@ -3,7 +3,7 @@
 ```
 keras-neural-attention demo [--scale smoke|default|large] [--seed N]
                             [--output-dir DIR] [--in-process]
-keras-neural-attention notebooks [--scale smoke] [--output-dir DIR]
+keras-neural-attention notebooks [--scale smoke|cpu|...] [--output-dir DIR]
                                  [NOTEBOOK ...]
 keras-neural-attention reproduce <1..7|all> [--scale smoke|cpu|gpu|paper]
                                  [--data-dir DIR] [--output-dir DIR]
@@ -27,6 +27,10 @@ from pathlib import Path
 from keras_neural_attention import __version__
 
 SCALE_CHOICES = ("tiny", "smoke", "default", "large")
+# The tutorials (01-03, 11) take the demo's scales, the reproduction
+# notebooks (04-10) the paper's; "smoke" is common to both.
+NOTEBOOK_SCALE_CHOICES = ("tiny", "smoke", "default", "large", "cpu", "gpu",
+                          "paper")
 DEFAULT_DEMO_DIR = os.path.join("results", "demo")
 DEFAULT_NOTEBOOK_DIR = os.path.join("results", "notebooks")
 NOTEBOOK_SOURCE_DIR = "notebooks"
@@ -312,9 +316,11 @@ def build_parser():
     )
     notebooks.add_argument(
         "--scale",
-        choices=SCALE_CHOICES,
+        choices=NOTEBOOK_SCALE_CHOICES,
         default="smoke",
-        help="value of the notebooks' SCALE parameter (default: smoke)",
+        help="value of the notebooks' SCALE parameter: smoke for all; "
+        "default or large for the tutorials (01-03, 11); cpu, gpu or "
+        "paper for the reproduction notebooks (04-10) (default: smoke)",
     )
     notebooks.add_argument(
         "--output-dir",

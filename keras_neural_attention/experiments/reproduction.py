@@ -59,8 +59,26 @@ def relative_reduction(baseline, candidate):
     return (baseline - candidate) / baseline
 
 
-def _strip_model(row):
-    return {k: v for k, v in row.items()}
+def _run_variants(recipe, variants, train, describe, log, keep_models):
+    """Trains every `(name, attention, recipe changes)` variant over the
+    recipe's seeds with `train(variant_recipe, attention, seed, run_name)`
+    -> `(row, model)`; `describe(row)` is the progress line's result."""
+    runs, models = [], {}
+    for seed in recipe.seeds:
+        for name, attention, changes in variants:
+            variant_recipe = dataclasses.replace(recipe, **changes)
+            if log:
+                log(f"[{name}] seed {seed}: training ...")
+            row, model = train(variant_recipe, attention, seed,
+                               f"{name}-seed{seed}")
+            row["variant"] = name
+            if log:
+                log(f"[{name}] seed {seed}: {describe(row)}, "
+                    f"{row['train_seconds']:.0f} s")
+            runs.append(row)
+            if keep_models:
+                models[(name, seed)] = model
+    return runs, models
 
 
 def run_language_variants(recipe, variants, data_dir=None, output_dir=None,
@@ -75,25 +93,16 @@ def run_language_variants(recipe, variants, data_dir=None, output_dir=None,
     """
     language_data = training.prepare_language_data(
         recipe, data_dir=data_dir, cache_dir=cache_dir)
-    runs, models = [], {}
-    for seed in recipe.seeds:
-        for name, attention, changes in variants:
-            variant_recipe = dataclasses.replace(recipe, **changes)
-            if log:
-                log(f"[{name}] seed {seed}: training ...")
-            row, model = training.train_language_model(
+    runs, models = _run_variants(
+        recipe, variants,
+        lambda variant_recipe, attention, seed, run_name:
+            training.train_language_model(
                 variant_recipe, attention, seed, language_data,
-                output_dir=output_dir, run_name=f"{name}-seed{seed}",
-                verbose=verbose)
-            row["variant"] = name
-            if log:
-                log(f"[{name}] seed {seed}: perplexity "
-                    f"{row['perplexity_released_code']:.2f} (released "
-                    f"code), {row['perplexity_standard']:.2f} (standard), "
-                    f"{row['train_seconds']:.0f} s")
-            runs.append(row)
-            if keep_models:
-                models[(name, seed)] = model
+                output_dir=output_dir, run_name=run_name, verbose=verbose),
+        lambda row: (f"perplexity {row['perplexity_released_code']:.2f} "
+                     f"(released code), {row['perplexity_standard']:.2f} "
+                     "(standard)"),
+        log, keep_models)
     return runs, language_data, models
 
 
@@ -102,24 +111,15 @@ def run_vision_variants(recipe, variants, data_dir=None, output_dir=None,
     """Trains every variant of a vision recipe over its seeds (see
     `run_language_variants`)."""
     vision_data = training.prepare_vision_data(recipe, data_dir=data_dir)
-    runs, models = [], {}
-    for seed in recipe.seeds:
-        for name, attention, changes in variants:
-            variant_recipe = dataclasses.replace(recipe, **changes)
-            if log:
-                log(f"[{name}] seed {seed}: training ...")
-            row, model = training.train_vision_model(
+    runs, models = _run_variants(
+        recipe, variants,
+        lambda variant_recipe, attention, seed, run_name:
+            training.train_vision_model(
                 variant_recipe, attention, seed, vision_data,
-                output_dir=output_dir, run_name=f"{name}-seed{seed}",
-                verbose=verbose)
-            row["variant"] = name
-            if log:
-                log(f"[{name}] seed {seed}: best {row['best_accuracy']:.1%},"
-                    f" final {row['final_accuracy']:.1%}, "
-                    f"{row['train_seconds']:.0f} s")
-            runs.append(row)
-            if keep_models:
-                models[(name, seed)] = model
+                output_dir=output_dir, run_name=run_name, verbose=verbose),
+        lambda row: (f"best {row['best_accuracy']:.1%}, final "
+                     f"{row['final_accuracy']:.1%}"),
+        log, keep_models)
     return runs, vision_data, models
 
 

@@ -1,7 +1,7 @@
 """Tests of the trained memorization-capacity proxy: data, independence of
 the units trained together, the fit criterion on a labeling no threshold
 unit can fit, argument checks, a tiny run, table, plot and result files
-(run on every backend)."""
+(once, in the one-backend session: see tests/conftest.py)."""
 
 import json
 
@@ -14,6 +14,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from keras_neural_attention.experiments import capacity  # noqa: E402
+
+# Trains small models through the experiment's own code (backend-
+# independent plumbing; the layers are tested per backend): once per
+# suite, see tests/conftest.py.
+pytestmark = pytest.mark.one_backend
 
 
 def test_random_labeled_points_are_distinct_signs_and_deterministic():

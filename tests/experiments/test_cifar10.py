@@ -16,6 +16,11 @@ from keras_neural_attention.experiments.cifar10 import (
 from keras_neural_attention.experiments.cifar10 import load_cifar10_npz
 from keras_neural_attention.experiments.cifar10 import train_cifar10_vit
 
+# Trains small models through the experiment's own code (backend-
+# independent plumbing; the layers are tested per backend): once per
+# suite, see tests/conftest.py.
+pytestmark = pytest.mark.one_backend
+
 
 def jpeg_bytes(image):
     buffer = io.BytesIO()

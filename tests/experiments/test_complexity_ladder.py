@@ -1,6 +1,6 @@
 """Tests of the complexity ladder: the task generator against a plain NumPy
 recurrence, argument checks, the model, a tiny training run, the summary,
-table, verdict, plot and result files (run on every backend)."""
+table, verdict, plot and result files (once, in the one-backend session)."""
 
 import json
 
@@ -16,6 +16,11 @@ from keras_neural_attention.experiments import complexity_ladder  # noqa: E402
 from keras_neural_attention.experiments.complexity_ladder import (  # noqa: E402
     TaskLevel,
 )
+
+# Trains small models through the experiment's own code (backend-
+# independent plumbing; the layers are tested per backend): once per
+# suite, see tests/conftest.py.
+pytestmark = pytest.mark.one_backend
 
 
 def _reference_sequences(initial, tasks, level, seq_len):

@@ -1,5 +1,5 @@
 """Tests of the main job: the nearest-key task, its models and the
-side-by-side comparison (run on every backend)."""
+side-by-side comparison (once, in the one-backend session)."""
 
 import json
 import os
@@ -11,6 +11,11 @@ import pytest
 from keras_neural_attention import NeuralAttention
 from keras_neural_attention import experiments
 from keras_neural_attention.experiments import comparison
+
+# Trains small models through the experiment's own code (backend-
+# independent plumbing; the layers are tested per backend): once per
+# suite, see tests/conftest.py.
+pytestmark = pytest.mark.one_backend
 
 TINY = experiments.SCALES["tiny"]
 

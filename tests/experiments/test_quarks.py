@@ -7,6 +7,11 @@ import pytest
 
 from keras_neural_attention.experiments import quarks
 
+# Trains small models through the experiment's own code (backend-
+# independent plumbing; the layers are tested per backend): once per
+# suite, see tests/conftest.py.
+pytestmark = pytest.mark.one_backend
+
 
 def test_truth_table_mask_packs_bits_in_point_order():
     points = quarks.boolean_points(2)  # (0,0), (0,1), (1,0), (1,1)
