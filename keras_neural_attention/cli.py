@@ -21,6 +21,7 @@ experiments, papermill and Jupyter are imported by the subcommands.
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -111,6 +112,26 @@ def _find_notebooks(paths):
     return sorted(Path(NOTEBOOK_SOURCE_DIR).glob("*.ipynb"))
 
 
+def _merge_parameters(defaults, injected):
+    """The `parameters` cell's source with the injected values in place of
+    the defaults they override (each line's comment kept); the other
+    defaults stay, so the cell still defines every parameter."""
+    values = {}
+    for line in injected.splitlines():
+        match = re.match(r"^(\w+) = (.*)$", line)
+        if match:
+            values[match.group(1)] = match.group(2)
+    lines = []
+    for line in defaults.splitlines():
+        match = re.match(r"^(\w+)\s*=\s*(.*?)(\s*#.*)?$", line)
+        if match and match.group(1) in values:
+            line = (f"{match.group(1)} = {values.pop(match.group(1))}"
+                    f"{match.group(3) or ''}")
+        lines.append(line)
+    lines += [f"{name} = {value}" for name, value in values.items()]
+    return "\n".join(lines)
+
+
 def _fold_injected_parameters(path):
     """Leaves one parameters cell in the executed notebook at `path`.
 
@@ -135,7 +156,7 @@ def _fold_injected_parameters(path):
     if defaults:
         target = notebook.cells[defaults[0]]
         source = notebook.cells[injected[0]]
-        target.source = source.source.replace("# Parameters\n", "", 1)
+        target.source = _merge_parameters(target.source, source.source)
         target.outputs = source.outputs
         target.execution_count = source.execution_count
         del notebook.cells[injected[0]]

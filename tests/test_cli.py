@@ -134,3 +134,16 @@ def test_notebooks_executes_and_reports_failures(tmp_path):
     assert cli.main(
         ["notebooks", "--scale", "tiny", "--output-dir", str(out), str(good)]
     ) == 0
+
+
+def test_folded_parameters_keep_the_defaults_not_overridden():
+    # The executed copy's parameters cell must still define every
+    # parameter: a reader re-running a stored notebook needs DATA_DIR too.
+    defaults = ('SCALE = "smoke"  # smoke | cpu | gpu | paper\n'
+                "DATA_DIR = None  # None: the default folders")
+    merged = cli._merge_parameters(defaults, '# Parameters\nSCALE = "cpu"\n')
+    assert merged == ('SCALE = "cpu"  # smoke | cpu | gpu | paper\n'
+                      "DATA_DIR = None  # None: the default folders")
+    assert cli._merge_parameters('SCALE = "smoke"',
+                                 '# Parameters\nSCALE = "tiny"\nSEED = 3\n'
+                                 ) == 'SCALE = "tiny"\nSEED = 3'
