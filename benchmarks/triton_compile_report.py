@@ -41,6 +41,7 @@ Usage (from the repository root; needs `torch` and `triton`, not CUDA):
     python benchmarks/triton_compile_report.py --configs paper --length 4096
     python benchmarks/triton_compile_report.py --configs paper single32 \
         --lengths 1024 4096 --variants all --markdown --label variants
+    python benchmarks/triton_compile_report.py --render report.json
 
 Writes `triton-compile-report-<label>.json` to --out (rewritten after every
 compiled kernel, so an interrupted run keeps what it compiled), and with
@@ -115,6 +116,50 @@ def occupancy(registers, shared_bytes, num_warps, limits=SM_LIMITS):
     return dict(blocks_per_sm=blocks,
                 occupancy=round(blocks * num_warps / limits["warps"], 4),
                 limited_by=limited_by)
+
+
+def surviving_variants(report):
+    """The variants of a `--variants` report worth timing on a GPU, per
+    configuration: `{config: {"survive": [names], "pruned": {name:
+    reason}}}`.
+
+    A variant survives when both kernels compiled at every length with no
+    register spills and its (forward, backward) binaries differ from those
+    of every variant listed before it (a knob the kernel clamps, such as
+    `score_chunk` above H1, gives the same binary). `default`, the current
+    launch, is always kept first, spills or not: it is the reference the
+    others are timed against.
+    """
+    result = {}
+    names = list(report.get("variants") or {})
+    for config in dict.fromkeys(row["config"] for row in report["rows"]):
+        rows = [row for row in report["rows"] if row["config"] == config]
+        survive, pruned, seen = [], {}, set()
+        for name in names:
+            mine = [row for row in rows if row.get("variant") == name]
+            failed = [row["error"] for row in mine if "error" in row]
+            spills = max((row.get("spill_bytes", 0) for row in mine),
+                         default=0)
+            binaries = tuple(sorted({(row["kernel"], row["cubin_sha1"])
+                                     for row in mine if "error" not in row}))
+            if not mine:
+                continue
+            if name == "default":
+                survive.append(name)
+            elif failed:
+                pruned[name] = f"does not compile: {failed[0]}"
+            elif spills:
+                kernels = sorted({row["kernel"] for row in mine
+                                  if row["spill_bytes"]})
+                pruned[name] = (f"spills {spills} B per thread "
+                                f"({', '.join(kernels)})")
+            elif binaries in seen:
+                pruned[name] = "same binaries as a variant before it"
+            else:
+                survive.append(name)
+            seen.add(binaries)
+        result[config] = dict(survive=survive, pruned=pruned)
+    return result
 
 
 def load_kernel_module():
@@ -270,7 +315,17 @@ def main(argv=None):
                         help="sequence lengths (default: --length)")
     parser.add_argument("--markdown", action="store_true",
                         help="also write a markdown table")
+    parser.add_argument("--render", nargs="+", default=None, metavar="JSON",
+                        help="compile nothing: (re)write the markdown of "
+                        "these report files beside them")
     args = parser.parse_args(argv)
+    if args.render:
+        for name in args.render:
+            path = Path(name)
+            path.with_suffix(".md").write_text(
+                markdown(json.loads(path.read_text())))
+            print(f"wrote {path.with_suffix('.md')}")
+        return None
     if args.variants == ["all"]:
         args.variants = list(VARIANTS)
     for name in args.variants or ():
@@ -337,7 +392,8 @@ def main(argv=None):
 
 
 def format_row(row):
-    head = f"{row['config']:18s} {row.get('variant') or '':18s} T={row['T']:<6d}"
+    variant = row.get("variant") or ""
+    head = f"{row['config']:18s} {variant:18s} T={row['T']:<6d}"
     if "error" in row:
         return f"{head} failed: {row['error']}"
     return (f"{head} {row['kernel']:8s} {row['registers']:3d} regs "
@@ -377,6 +433,17 @@ def markdown(report):
             f"{row['spill_bytes']} | {row['shared_bytes']} | "
             f"{row['blocks_per_sm']} | {row['occupancy']:.3f} | "
             f"{row['limited_by']} | `{row['cubin_sha1']}` |")
+    if report.get("variants"):
+        lines += ["", "## Variants to time on a GPU", "",
+                  "Rule (`surviving_variants`): no register spills in either "
+                  "kernel at any length, and binaries unlike every variant "
+                  "before it; `default` (the current launch) is kept as "
+                  "the reference.", ""]
+        for config, verdict in surviving_variants(report).items():
+            lines.append(f"- `{config}`: survive "
+                         + ", ".join(f"`{n}`" for n in verdict["survive"]))
+            for name, reason in verdict["pruned"].items():
+                lines.append(f"  - pruned `{name}`: {reason}")
     return "\n".join(lines) + "\n"
 
 
