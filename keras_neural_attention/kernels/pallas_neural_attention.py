@@ -25,6 +25,26 @@ layers are slow, especially the backward pass (H1 = 32: backward about 10x
 the forward), most likely register pressure from the per-unit accumulators
 (not yet profiled).
 
+Precision of near-zero weight gradients (checked against float64, issue
+13): the gradient of a last-hidden-layer bias is `d b_L[u] = sum_ij dS_ij
+w_out[u] 1[pre_L[u]_ij > 0]`. For a unit active on every kept pair the gate
+is constant and the sum is `w_out[u] sum_i sum_j dS_ij = 0` exactly (a bias
+added to every score of a row cancels in the softmax, so each row of dS sums
+to 0); float32 then returns rounding noise of order eps32 * sum |terms|. An
+interpreter run had reported relative differences of 1 to 2.3 between this
+kernel and the factored float32 path on such gradients; that is noise
+against noise, not a bug. Measured (3 hidden layers H1 = 3, (4, 2), per-head
+weights, causal, T = 45, S = 20, seeds 0-2; `/tmp` script, not kept):
+float64 gives 2e-16 to 1e-15 on the five such units, with sum |terms| of 38
+to 76; the kernel and the float32 reference give 1e-8 to 7e-7 of either
+sign (relative difference between them 1.4 to 17); measured against float64
+as |g32 - g64| / sum |terms|, every last-bias gradient of the kernel is
+within 1.3e-8 (0.1 eps32) and of the float32 reference within 2.3e-8. The summation order differs (per tile and
+per key-block program here, one reduction there), so the last bits differ.
+`test_last_hidden_bias_gradient_against_float64` holds both float32 paths
+to 4 eps32 * sum |terms| (the kernel measured 0.1 and 0.25 eps32 there; a
+0.1 % error in the bias gradient measures about 640).
+
 The kernels are written to the Pallas API shared by jax 0.10.2 and 0.11.2
 (ref indexing with `pl.ds`, `lax.dot_general` with float32 accumulation,
 compiler parameters from `jax.experimental.pallas.triton`). On a machine
@@ -431,8 +451,12 @@ def _num_key_blocks(cfg, q_block):
     if not cfg.causal:
         return n_k
     # Keys up to the last query of the block: ceil((i + 1) bq / bk).
+    # Static divisors as int32: `lax.div` does not promote, and with
+    # `jax_enable_x64` a Python int would become int64 against the int32
+    # program id.
     upper = lax.div(
-        (q_block + 1) * cfg.block_q + cfg.block_k - 1, cfg.block_k
+        (q_block + 1) * cfg.block_q + cfg.block_k - 1,
+        jnp.int32(cfg.block_k),
     )
     return jnp.minimum(upper, n_k)
 
@@ -440,7 +464,7 @@ def _num_key_blocks(cfg, q_block):
 def _first_query_block(cfg, k_block):
     if not cfg.causal:
         return 0
-    return lax.div(k_block * cfg.block_k, cfg.block_q)
+    return lax.div(k_block * cfg.block_k, jnp.int32(cfg.block_q))
 
 
 # --------------------------------------------------------------------------

@@ -221,3 +221,140 @@ def test_supports():
     assert not pna.supports("relu", "float64", platform="cpu")
     assert not pna.supports("relu", "int32", platform="cpu")
     assert not pna.supports("relu", first_width=10_000, platform="cpu")
+
+
+# --------------------------------------------------------------------------
+# The last hidden bias against float64.
+#
+# d loss / d b_L[u] = sum_ij dS_ij w_out[u] 1[pre_L[u]_ij > 0]. For a unit
+# that is active on every kept pair the gate is constant and the sum is
+# sum_i (sum_j dS_ij) w_out[u] = 0 exactly (a bias on every score of a row
+# cancels in the row softmax), so float32 returns rounding noise of the
+# size eps * sum_ij |dS_ij w_out[u]|: comparing two float32 paths there by
+# relative difference measures noise against noise. The error measure that
+# means something is |g32 - g64| / sum of |terms| (see the kernel module's
+# docstring for the numbers).
+
+
+def _scores64(a, c, layers, output_kernel):
+    """float64 scores `(B, N, T, S)` and the last hidden layer's
+    pre-activations `(B, N, T, S, H_L)` (call under `jax.enable_x64`)."""
+    f64 = jnp.float64
+    h = jax.nn.relu(a.astype(f64)[:, :, :, None, :]
+                    + c.astype(f64)[:, :, None, :, :])
+    pre = None
+    for kernel, bias in layers:
+        kernel, bias = kernel.astype(f64), bias.astype(f64)
+        if kernel.ndim == 3:  # per head
+            pre = jnp.einsum("bntsi,nio->bntso", h, kernel) + bias[
+                None, :, None, None, :]
+        else:
+            pre = jnp.einsum("bntsi,io->bntso", h, kernel) + bias
+        h = jax.nn.relu(pre)
+    wo = output_kernel.astype(f64)
+    spec = "bntsi,nio->bntso" if wo.ndim == 3 else "bntsi,io->bntso"
+    return jnp.einsum(spec, h, wo)[..., 0], pre
+
+
+def _attention64(scores, v, causal):
+    T, S = scores.shape[-2:]
+    keep = jnp.tril(jnp.ones((T, S), bool)) if causal else jnp.ones(
+        (T, S), bool)
+    p = jax.nn.softmax(jnp.where(keep, scores, -jnp.inf), axis=-1)
+    return jnp.einsum("bnts,bnsd->bntd", p, v.astype(jnp.float64))
+
+
+def _float64_gradients(a, c, v, layers, wo, cotangent, causal):
+    """float64 gradients of `sum(out * cotangent)` w.r.t. `(a, c, v,
+    layers, wo)`, and for the last hidden bias and the output kernel the
+    per-unit sums of |terms| (`scale_bias`, `scale_out`, shaped like the
+    gradients): d b_L[u] sums dS_ij w_out[u] 1[pre_ij > 0], d w_out[u] sums
+    dS_ij h_ij (call under `jax.enable_x64`)."""
+    T, S = a.shape[2], c.shape[2]
+
+    @jax.jit
+    def run(a, c, v, layers, wo, cotangent):
+        def loss(a, c, v, layers, wo, shift):
+            scores = _scores64(a, c, layers, wo)[0] + shift
+            return jnp.sum(_attention64(scores, v, causal) * cotangent)
+
+        shift = jnp.zeros(a.shape[:2] + (T, S), jnp.float64)
+        *grads, d_scores = jax.grad(loss, argnums=(0, 1, 2, 3, 4, 5))(
+            a, c, v, layers, wo, shift)
+        pre = _scores64(a, c, layers, wo)[1]
+        ds = jnp.abs(d_scores)[..., None]
+        w_out = jnp.abs(wo)[:, None, None, :, 0]  # (N, 1, 1, H_L)
+        scale_bias = jnp.sum(ds * w_out * (pre > 0), axis=(0, 2, 3))
+        scale_out = jnp.sum(ds * jax.nn.relu(pre), axis=(0, 2, 3))
+        return grads, scale_bias, scale_out[..., None]
+
+    args = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64),
+                        (a, c, v, layers, wo, cotangent))
+    grads, scale_bias, scale_out = run(*args)
+    to_np = lambda x: np.asarray(x, np.float64)  # noqa: E731
+    return (jax.tree.map(to_np, grads), to_np(scale_bias), to_np(scale_out))
+
+
+def test_last_hidden_bias_gradient_against_float64():
+    """Three hidden layers, causal: the kernel's gradients against float64.
+
+    The last hidden bias and the output kernel are checked against
+    eps32 * (sum of |terms|), the bound float32 summation can meet (the
+    kernel measured about 0.1-0.3 eps32 of it here); the other gradients at
+    1e-5 of their largest entry. Unit 0 of the last layer is made active on
+    every pair, so its exact bias gradient is 0 and its float32 value is
+    pure rounding noise (also for the float32 reference): the case where a
+    relative comparison of two float32 paths reports differences of order 1.
+    """
+    rng = np.random.default_rng(13)
+    B, N, T, S, H1, widths, Dv = 1, 1, 24, 24, 2, (2, 2), 8
+    a, c, v, layers, wo, _ = make_inputs(rng, B, N, T, S, H1, widths, Dv,
+                                         per_head=True)
+    (k2, b2), (k3, b3) = layers
+    layers = ((k2, b2), (k3, b3.at[0, 0].set(50.0)))
+    cotangent = jnp.asarray(rng.normal(size=(B, N, T, Dv)), jnp.float32)
+    _, grads_f = outputs_and_grads(
+        fused, a, c, v, layers, wo, None, True, cotangent)
+    _, grads_r = outputs_and_grads(
+        reference, a, c, v, layers, wo, None, True, cotangent)
+    with jax.enable_x64(True):
+        grads64, scale_bias, scale_out = _float64_gradients(
+            a, c, v, layers, wo, cotangent, causal=True)
+
+    eps32 = float(np.finfo(np.float32).eps)
+    bias64, out64 = grads64[3][-1][1], grads64[4]
+    # The cancelling unit: 0 up to float64 rounding, float32 noise beside.
+    assert abs(bias64[0, 0]) <= 1e-12 * scale_bias[0, 0]
+    assert abs(float(grads_f[3][-1][1][0, 0])) <= 4 * eps32 * scale_bias[0, 0]
+    for name, grads in (("kernel", grads_f), ("float32 reference", grads_r)):
+        for what, g32, g64, scale in (
+            ("last hidden bias", grads[3][-1][1], bias64, scale_bias),
+            ("output kernel", grads[4], out64, scale_out),
+        ):
+            err = np.abs(np.asarray(g32, np.float64) - g64)
+            assert np.all(err <= 4 * eps32 * scale), (
+                f"{name}, {what}: |g32 - g64| / (eps32 sum |terms|) = "
+                f"{err / scale / eps32}")
+
+    names = ["a", "c", "v", "hidden_layers", "output_kernel"]
+    for name, g_f, g_64 in zip(names[:4], grads_f[:4], grads64[:4]):
+        leaves_f, leaves_64 = jax.tree.leaves(g_f), jax.tree.leaves(g_64)
+        if name == "hidden_layers":  # the last bias is checked above
+            leaves_f, leaves_64 = leaves_f[:-1], leaves_64[:-1]
+        for leaf_f, leaf_64 in zip(leaves_f, leaves_64):
+            err = float(np.max(np.abs(np.asarray(leaf_f, np.float64)
+                                      - leaf_64)))
+            bound = 1e-5 * float(np.max(np.abs(leaf_64)))
+            assert err <= bound, f"d {name}: {err:.3g} > {bound:.3g}"
+
+
+def test_causal_kernel_runs_with_x64_enabled():
+    # `jax_enable_x64` turns Python ints into int64; the causal block
+    # bounds divide the int32 program id by static block sizes.
+    rng = np.random.default_rng(14)
+    a, c, v, layers, wo, _ = make_inputs(rng, 1, 1, 20, 20, 2, (1,), 4,
+                                         False)
+    with jax.enable_x64(True):
+        out = fused(a, c, v, layers, wo, causal=True)
+        expected = reference(a, c, v, layers, wo, causal=True)
+    assert_close(out, expected, 1e-5, "output under x64")
