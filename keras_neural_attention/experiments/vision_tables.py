@@ -111,8 +111,8 @@ def load_models(record, dataset, models_dir):
                 f"{run['seed']} is not in {models_dir}: {checkpoint}"
             )
         model = training.build_vision_model(
-            dataclasses.replace(recipe, **changes), attention,
-            CIFAR_NUM_CLASSES[dataset], seed=run["seed"])
+            training.model_recipe(dataclasses.replace(recipe, **changes)),
+            attention, CIFAR_NUM_CLASSES[dataset], seed=run["seed"])
         model.load_weights(str(checkpoint))
         models[(run["variant"], run["seed"])] = model
     return models
