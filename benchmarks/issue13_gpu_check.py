@@ -127,6 +127,22 @@ def write(out, name, payload):
     print(f"wrote {path}", flush=True)
 
 
+def record_failure(item, error):
+    """Keeps a failed item's error (the run goes on to the next item)."""
+    item["error"] = f"{type(error).__name__}: {error}"
+    item["traceback"] = traceback.format_exc()[-2000:]
+
+
+def finish_item(item, started, results, out, name):
+    """Times, appends, prints and writes one finished item: each section's
+    JSON is rewritten after every item, so a cut-off run keeps its part."""
+    item["seconds"] = round(time.perf_counter() - started, 2)
+    results["items"].append(item)
+    print(json.dumps({k: v for k, v in item.items() if k != "traceback"}),
+          flush=True)
+    write(out, name, results)
+
+
 def ratio(x, y):
     if x is None or y is None or y <= 0:
         return None
@@ -304,13 +320,8 @@ def kernel_section(args, sizes, budget, out):
                         item[f"ratio_{mode[:-3]}"] = ratio(item.get(mode),
                                                            base.get(mode))
             except Exception as error:  # recorded, the run goes on
-                item["error"] = f"{type(error).__name__}: {error}"
-                item["traceback"] = traceback.format_exc()[-2000:]
-            item["seconds"] = round(time.perf_counter() - started, 2)
-            results["items"].append(item)
-            print(json.dumps({k: v for k, v in item.items()
-                              if k != "traceback"}), flush=True)
-            write(out, "kernels.json", results)
+                record_failure(item, error)
+            finish_item(item, started, results, out, "kernels.json")
 
     run(first)
     return lambda: run(rest)
@@ -407,14 +418,9 @@ def lm_section(args, sizes, budget, out):
                 base = item["step_ms"]
             item["ratio"] = ratio(item["step_ms"], base)
             del model
-        except Exception as error:
-            item["error"] = f"{type(error).__name__}: {error}"
-            item["traceback"] = traceback.format_exc()[-2000:]
-        item["seconds"] = round(time.perf_counter() - started, 2)
-        results["items"].append(item)
-        print(json.dumps({k: v for k, v in item.items()
-                          if k != "traceback"}), flush=True)
-        write(out, "lm.json", results)
+        except Exception as error:  # recorded, the run goes on
+            record_failure(item, error)
+        finish_item(item, started, results, out, "lm.json")
     return results
 
 
@@ -459,14 +465,9 @@ def separable_section(args, sizes, budget, out):
                 if activation == "mha":
                     base[t] = item["fwdbwd_ms"]
                 item["ratio"] = ratio(item["fwdbwd_ms"], base.get(t))
-            except Exception as error:
-                item["error"] = f"{type(error).__name__}: {error}"
-                item["traceback"] = traceback.format_exc()[-2000:]
-            item["seconds"] = round(time.perf_counter() - started, 2)
-            results["items"].append(item)
-            print(json.dumps({k: v for k, v in item.items()
-                              if k != "traceback"}), flush=True)
-            write(out, "separable.json", results)
+            except Exception as error:  # recorded, the run goes on
+                record_failure(item, error)
+            finish_item(item, started, results, out, "separable.json")
     return results
 
 
