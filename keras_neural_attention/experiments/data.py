@@ -73,17 +73,43 @@ def _check_choice(name, value, choices):
         )
 
 
+def keras_datasets_dir():
+    """Where `keras.utils.get_file` keeps downloads by default:
+    `$KERAS_HOME/datasets`, else `~/.keras/datasets`."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets"
+
+
 def default_data_dirs():
     """Folders searched when no `data_dir` is given, in order: the one named
     by `$KERAS_NEURAL_ATTENTION_DATA`, `../shared/data` next to this
-    checkout, and `data/` in the working directory."""
+    checkout, `data/` in the working directory, and Keras' download folder
+    (`keras_datasets_dir()`, where `download=True` puts the archives)."""
     dirs = []
     if os.environ.get(DATA_DIR_ENVIRONMENT_VARIABLE):
         dirs.append(Path(os.environ[DATA_DIR_ENVIRONMENT_VARIABLE]))
     checkout = Path(__file__).resolve().parents[2]
     dirs.append(checkout.parent / "shared" / "data")
     dirs.append(Path.cwd() / "data")
+    dirs.append(keras_datasets_dir())
     return dirs
+
+
+def _download(data_dir, **get_file_arguments):
+    """`keras.utils.get_file` into `data_dir` itself (None: Keras' download
+    folder), extracted beside the archive as `<stem>_extracted/`.
+
+    The folder is created first: `get_file` silently falls back to
+    `/tmp/.keras` for a `cache_dir` that does not exist yet, where the next
+    offline call would not look."""
+    import keras
+
+    folder = keras_datasets_dir() if data_dir is None else Path(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return keras.utils.get_file(cache_dir=os.fspath(folder),
+                                cache_subdir=".", extract=True,
+                                **get_file_arguments)
 
 
 def _candidate_dirs(data_dir):
@@ -102,7 +128,8 @@ def _find_wikitext_file(name, split, root):
         return root
     file_name = f"wiki.{split}.tokens"
     for folder in (root, root / name, root / f"{name}-v1",
-                   root / f"{name}-v1" / name):
+                   root / f"{name}-v1" / name,
+                   root / f"{name}-v1_extracted" / name):
         if (folder / file_name).is_file():
             return folder / file_name
     return None
@@ -139,14 +166,8 @@ def wikitext_path(name="wikitext-103", split="train", data_dir=None,
             "`data_dir` (a folder of wiki.*.tokens or the file itself) or "
             f"download=True to fetch {WIKITEXT_URLS[name]}."
         )
-    import keras
-
-    archive = keras.utils.get_file(
-        fname=f"{name}-v1.zip",
-        origin=WIKITEXT_URLS[name],
-        extract=True,
-        cache_dir=None if data_dir is None else os.fspath(data_dir),
-    )
+    archive = _download(data_dir, fname=f"{name}-v1.zip",
+                        origin=WIKITEXT_URLS[name])
     for root in (Path(archive), Path(archive).parent):
         found = _find_wikitext_file(name, split, root)
         if found is not None:
@@ -294,8 +315,10 @@ def load_cifar10_npz(path, split="train", limit=None, verify=False):
 
 def _cifar_archive_folder(dataset, data_dir, download):
     spec = CIFAR_ARCHIVES[dataset]
+    stem = Path(spec["url"]).name.split(".")[0]
     for root in _candidate_dirs(data_dir):
-        for folder in (root / spec["folder"], root):
+        for folder in (root / spec["folder"], root,
+                       root / f"{stem}_extracted" / spec["folder"]):
             if all((folder / f).is_file()
                    for f in spec["train"] + spec["test"]):
                 return folder
@@ -313,16 +336,9 @@ def _cifar_archive_folder(dataset, data_dir, download):
             f"{[str(d) for d in _candidate_dirs(data_dir)]}. Pass "
             f"`data_dir` or download=True to fetch {spec['url']}."
         )
-    import keras
-
-    path = keras.utils.get_file(
-        fname=Path(spec["url"]).name,
-        origin=spec["url"],
-        file_hash=spec["md5"],
-        hash_algorithm="md5",
-        extract=True,
-        cache_dir=None if data_dir is None else os.fspath(data_dir),
-    )
+    path = _download(data_dir, fname=Path(spec["url"]).name,
+                     origin=spec["url"], file_hash=spec["md5"],
+                     hash_algorithm="md5")
     for folder in Path(path).rglob(spec["folder"]):
         return folder
     return Path(path)
@@ -346,17 +362,24 @@ def _load_cifar_archive(dataset, split, data_dir, download):
 def _load_cifar_tfds(dataset, split, data_dir, download):
     import tensorflow_datasets as tfds
 
-    images, labels = tfds.as_numpy(
-        tfds.load(
-            dataset,
-            split=split,
-            data_dir=None if data_dir is None else os.fspath(data_dir),
-            download=download,
-            as_supervised=True,
-            batch_size=-1,
-        )
+    loaded = tfds.load(
+        dataset,
+        split=split,
+        data_dir=None if data_dir is None else os.fspath(data_dir),
+        download=download,
+        as_supervised=True,
     )
-    return images.astype("uint8"), labels.astype("int32")
+    # Batched reads, not `batch_size=-1`: that sizes one batch from the
+    # split's metadata, which a dataset prepared without it lacks.
+    images, labels = [], []
+    for image_batch, label_batch in tfds.as_numpy(loaded.batch(4096)):
+        images.append(image_batch)
+        labels.append(label_batch)
+    if not images:
+        raise ValueError(f"The tensorflow-datasets split {split!r} of "
+                         f"{dataset!r} holds no examples.")
+    return (np.concatenate(images).astype("uint8"),
+            np.concatenate(labels).astype("int32"))
 
 
 def load_cifar(dataset="cifar10", split="train", data_dir=None,
