@@ -199,17 +199,66 @@ def _callbacks(keras, output_dir, run_name, monitor, mode):
     )
 
 
+def _data_parallel(distribution, sizes):
+    """The resolved `distribution` and its device count, after checking that
+    every batch (`sizes`: argument name -> count) splits evenly across the
+    devices: nothing is dropped or padded to make it fit."""
+    from keras_neural_attention.models import distribution as distribution_lib
+
+    resolved = distribution_lib.resolve_distribution(distribution)
+    devices = distribution_lib.distribution_device_count(resolved)
+    for name, size in sizes.items():
+        if size % devices:
+            raise ValueError(
+                f"Argument `{name}` must be divisible by the number of "
+                f"devices of the data-parallel distribution ({devices}): "
+                f"each device gets 1/{devices} of every batch. "
+                f"Received: {name}={size}"
+            )
+    return resolved, devices, distribution_lib.distribution_scope(resolved)
+
+
 def train_language_model(recipe, attention, seed, language_data,
-                         output_dir=None, run_name=None, verbose=2):
+                         output_dir=None, run_name=None, verbose=2,
+                         distribution="auto"):
     """Trains one language model and scores it with both perplexity
     protocols.
+
+    Args:
+        recipe: a `LanguageModelRecipe`.
+        attention: `"dot_product"` or `"neural"`.
+        seed: int. Seed of initialization, shuffling and dropout.
+        language_data: `prepare_language_data(recipe, ...)`.
+        output_dir: folder of the CSV history and best checkpoint (None:
+            neither is written).
+        run_name: file-name prefix in `output_dir`.
+        verbose: verbosity of `fit`.
+        distribution: `"auto"` (data parallel over all local devices when
+            there are several and the backend supports
+            `keras.distribution`), None, or a `keras.distribution`
+            distribution: the model is built, trained and scored inside its
+            scope. `batch_size` and `eval_batch_size` must split evenly
+            across its devices.
 
     Returns:
         A result row (dict): `attention`, `seed`, `parameters`,
         `perplexity_released_code`, `perplexity_standard`, their window
         counts, `best_val_loss`, `history`, `train_seconds`, `steps`,
-        `history_csv`, `best_checkpoint`.
+        `devices`, `history_csv`, `best_checkpoint`; and the model.
     """
+    distribution, devices, scope = _data_parallel(
+        distribution, {"batch_size": recipe.batch_size,
+                       "eval_batch_size": recipe.eval_batch_size})
+    with scope:
+        row, model = _train_language_model(
+            recipe, attention, seed, language_data, output_dir, run_name,
+            verbose)
+    row["devices"] = devices
+    return row, model
+
+
+def _train_language_model(recipe, attention, seed, language_data,
+                          output_dir, run_name, verbose):
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -372,14 +421,69 @@ def build_vision_model(recipe, attention, num_classes, seed=None):
 
 
 def train_vision_model(recipe, attention, seed, vision_data,
-                       output_dir=None, run_name=None, verbose=2):
+                       output_dir=None, run_name=None, verbose=2,
+                       distribution="auto"):
     """Trains one ViT, testing after every epoch.
+
+    Args:
+        recipe: a `VisionRecipe`.
+        attention: `"dot_product"` or `"neural"`.
+        seed: int. Seed of initialization, shuffling, augmentation and
+            dropout.
+        vision_data: `prepare_vision_data(recipe, ...)`.
+        output_dir: folder of the CSV history and best checkpoint (None:
+            neither is written).
+        run_name: file-name prefix in `output_dir`.
+        verbose: verbosity of `fit`.
+        distribution: `"auto"` (data parallel over all local devices when
+            there are several and the backend supports
+            `keras.distribution`), None, or a `keras.distribution`
+            distribution: the model is built and trained inside its scope.
+            `batch_size` and the number of test images must split evenly
+            across its devices (no image is dropped or padded).
 
     Returns:
         A result row (dict): `attention`, `seed`, `parameters`,
         `best_accuracy`, `best_epoch`, `final_accuracy`, `history`,
-        `train_seconds`, `history_csv`, `best_checkpoint`; and the model.
+        `train_seconds`, `devices`, `history_csv`, `best_checkpoint`; and
+        the model.
+
+    Example:
+
+    ```python
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import numpy as np
+    from keras_neural_attention.experiments import recipes, training
+
+    recipe = recipes.VisionRecipe(
+        image_size=32, patch_size=8, num_layers=1, num_heads=2,
+        hidden_dim=16, intermediate_dim=16, epochs=1, batch_size=8,
+        augmentation="crop_flip")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3), dtype="uint8")
+    labels = np.arange(16, dtype="int32") % 10
+    data = training.VisionData(images, labels, images, labels,
+                               num_classes=10, notes=[])
+    row, model = training.train_vision_model(recipe, "neural", 0, data,
+                                             verbose=0)
+    print(row["final_accuracy"] >= 0.0, row["devices"])  # True 1
+    ```
     """
+    distribution, devices, scope = _data_parallel(
+        distribution, {"batch_size": recipe.batch_size,
+                       "num_test": len(vision_data.y_test)})
+    with scope:
+        row, model = _train_vision_model(recipe, attention, seed,
+                                         vision_data, output_dir, run_name,
+                                         verbose)
+    row["devices"] = devices
+    return row, model
+
+
+def _train_vision_model(recipe, attention, seed, vision_data, output_dir,
+                        run_name, verbose):
     import keras
 
     keras.utils.set_random_seed(seed)

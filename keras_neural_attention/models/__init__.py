@@ -54,6 +54,8 @@ _EXPORTS = {
     "data_parallel_distribution": "distribution",
     "distribution_scope": "distribution",
     "distribution_supported": "distribution",
+    "distribution_device_count": "distribution",
+    "resolve_distribution": "distribution",
     "train_image_classifier": "distribution",
 }
 

@@ -127,7 +127,22 @@ def distribution_scope(distribution):
     return distribution.scope()
 
 
-def _resolve_distribution(distribution):
+def resolve_distribution(distribution):
+    """The distribution that `distribution` names.
+
+    Args:
+        distribution: `"auto"` (`data_parallel_distribution()`: None on one
+            device or a backend without `keras.distribution`), None, or a
+            `keras.distribution.DataParallel` / `ModelParallel`.
+
+    Returns:
+        A `keras.distribution` distribution, or None.
+
+    Raises:
+        ValueError: another string, or a distribution on a backend that
+            cannot apply it.
+        TypeError: anything else.
+    """
     if isinstance(distribution, str):
         if distribution != "auto":
             raise ValueError(
@@ -182,7 +197,8 @@ def _in_scope(obj, distribution):
     return obj.__class__.from_config(obj.get_config())
 
 
-def _device_count(distribution):
+def distribution_device_count(distribution):
+    """The number of devices a batch is split across (1 for None)."""
     if distribution is None:
         return 1
     return int(distribution.device_mesh.devices.size)
@@ -273,8 +289,8 @@ def train_image_classifier(
             "Argument `build_model` must be a callable returning a "
             f"`keras.Model`. Received: build_model={build_model!r}"
         )
-    distribution = _resolve_distribution(distribution)
-    devices = _device_count(distribution)
+    distribution = resolve_distribution(distribution)
+    devices = distribution_device_count(distribution)
     is_array = y is not None
     if is_array and batch_size is None:
         batch_size = 32

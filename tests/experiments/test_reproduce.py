@@ -82,7 +82,7 @@ def test_reuse_returns_the_finished_record_and_its_models(tmp_path):
     import keras
     import numpy as np
 
-    from tests.experiments.test_cifar10 import write_fake_cifar
+    from tests.experiments.fake_data import write_fake_cifar
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()
