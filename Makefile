@@ -11,6 +11,10 @@ PY := $(VENV)/bin/python
 BACKENDS ?= tensorflow jax torch
 BACKEND ?= jax
 PYTEST_ARGS ?=
+# Test processes per backend session (pytest-xdist; whole files per
+# process, so that a module's fixtures and compiled functions are shared).
+# `make test PYTEST_WORKERS=1` runs in one process.
+PYTEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test test-backends notebooks docs docs-assets docs-check benchmark clean
@@ -35,7 +39,9 @@ test: test-backends notebooks
 test-backends: setup
 	@set -e; for backend in $(BACKENDS); do \
 		echo "=== pytest, KERAS_BACKEND=$$backend ==="; \
-		KERAS_BACKEND=$$backend $(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); \
+		KERAS_BACKEND=$$backend $(PY) -m pytest tests -q -p no:cacheprovider \
+			$(if $(filter-out 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile) \
+			$(PYTEST_ARGS); \
 	done
 
 notebooks: setup

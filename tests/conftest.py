@@ -31,6 +31,15 @@ import contextlib  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same Python, NumPy and backend seeds, so
+    that unseeded initializers give the same weights whatever ran before
+    it (the order differs between the processes of a parallel run)."""
+    keras.utils.set_random_seed(1337)
+    yield
+
+
 @pytest.fixture
 def x64():
     """Lets float64 arrays stay float64 (JAX downcasts them by default)."""

@@ -132,11 +132,14 @@ def test_matches_reference(index):
     check_case(rng, *CASES[index])
 
 
-@pytest.mark.parametrize("seed", range(16))
+# Random cases: up to three blocks of 16 per axis, partial last blocks
+# included (each case runs in the Pallas interpreter on a CPU, where a
+# larger grid costs tens of seconds per case).
+@pytest.mark.parametrize("seed", range(10))
 def test_matches_reference_random(seed):
     rng = np.random.default_rng(1000 + seed)
     B, N = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-    T, S = int(rng.integers(1, 41)), int(rng.integers(1, 41))
+    T, S = int(rng.integers(1, 34)), int(rng.integers(1, 34))
     H1 = int(rng.choice([1, 2, 3, 5, 8]))
     widths = [(), (1,), (4, 2)][int(rng.integers(0, 3))]
     Dv = int(rng.choice([3, 8, 16]))
