@@ -54,7 +54,10 @@ def measure_model(domain, attention, recipe, batch_size, repeats, seed=0):
         x, y = _language_batch(recipe, batch_size, rng)
         tokens = recipe.context
     else:
-        model = training.build_vision_model(recipe, attention, 10)
+        # The model as trained: an augmentation the input pipeline applies
+        # (`training.PIPELINE_AUGMENTATIONS`) is not part of its step.
+        model = training.build_vision_model(training.model_recipe(recipe),
+                                            attention, 10)
         x, y = _vision_batch(recipe, batch_size, rng)
         tokens = (recipe.image_size // recipe.patch_size) ** 2 + 1
     optimizer = recipes_lib.build_optimizer(recipe, model, 1)

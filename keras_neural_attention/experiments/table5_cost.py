@@ -104,7 +104,9 @@ def run(scale="smoke", data_dir=None, output_dir=None, log=None,
     notes = [
         "Train step: one `train_on_batch` after a compiling warm-up; "
         "inference: one `predict_on_batch`, divided by the batch size "
-        "(the released code did not divide).",
+        "(the released code did not divide). The ViT's step is the "
+        "model's: a crop-and-flip augmentation runs in the input pipeline "
+        "(as in training), not in the timed step.",
         "Peak memory: " + (
             "the accelerator's peak allocation, or on a CPU the growth of "
             "a fresh child process's peak RSS (one child per model, sizes "
