@@ -45,7 +45,7 @@ test-backends: setup
 	done
 
 notebooks: setup
-	KERAS_BACKEND=jax $(PY) -m keras_neural_attention.cli notebooks --scale smoke
+	KERAS_BACKEND=jax $(PY) -m keras_neural_attention.cli notebooks --scale smoke --jobs 2
 
 # MathJax for the site comes from the npm registry (docs/package-lock.json).
 docs-assets:

@@ -169,6 +169,48 @@ def _fold_injected_parameters(path):
     nbformat.write(notebook, str(path))
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _execute_notebook(notebook, output, scale, kernel):
+    """Runs one notebook into `output`; returns None, or the error's
+    one-line summary."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters={"SCALE": scale},
+            kernel_name=kernel,
+            cwd=str(Path(notebook).resolve().parent),
+            progress_bar=False,
+            log_output=False,
+        )
+        _fold_injected_parameters(output)
+    except Exception as error:  # noqa: BLE001 (report and go on)
+        summary = str(error).strip().splitlines()
+        return f"{type(error).__name__}" + (
+            f": {summary[-1]}" if summary else "")
+    return None
+
+
+def _report_notebook(notebook, error, failures):
+    if error is None:
+        _log(f"  done {notebook}")
+        return
+    failures.append(notebook)
+    _log(f"  FAILED {notebook}: {error}")
+
+
 def _notebooks(args):
     try:
         notebooks = _find_notebooks(args.paths)
@@ -191,7 +233,7 @@ def _notebooks(args):
         _log("error: two notebooks share a file name; execute them apart")
         return 2
 
-    import papermill
+    import papermill  # noqa: F401 (fails here when the dev extra is missing)
 
     output_dir.mkdir(parents=True, exist_ok=True)
     backend = os.environ.get("KERAS_BACKEND")
@@ -200,26 +242,32 @@ def _notebooks(args):
         f"KERAS_BACKEND={backend or '(unset)'}, into {output_dir}/"
     )
     failures = []
-    for notebook, output in zip(notebooks, outputs):
-        _log(f"  {notebook} -> {output}")
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(output),
-                parameters={"SCALE": args.scale},
-                kernel_name=args.kernel,
-                cwd=str(notebook.resolve().parent),
-                progress_bar=False,
-                log_output=False,
-            )
-            _fold_injected_parameters(output)
-        except Exception as error:  # noqa: BLE001 (report and go on)
-            failures.append(notebook)
-            summary = str(error).strip().splitlines()
-            _log(
-                f"  FAILED {notebook}: {type(error).__name__}"
-                + (f": {summary[-1]}" if summary else "")
-            )
+    jobs = min(args.jobs, len(notebooks))
+    if jobs == 1:
+        for notebook, output in zip(notebooks, outputs):
+            _log(f"  {notebook} -> {output}")
+            error = _execute_notebook(notebook, output, args.scale,
+                                      args.kernel)
+            _report_notebook(notebook, error, failures)
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        # One process per running notebook (each drives its own kernel):
+        # papermill's event loop is not shared across threads, and a fork
+        # of a process that imported JAX may hang.
+        with concurrent.futures.ProcessPoolExecutor(
+                max_workers=jobs,
+                mp_context=multiprocessing.get_context("spawn")) as pool:
+            running = {}
+            for notebook, output in zip(notebooks, outputs):
+                _log(f"  {notebook} -> {output}")
+                running[pool.submit(_execute_notebook, notebook, output,
+                                    args.scale, args.kernel)] = notebook
+            for future in concurrent.futures.as_completed(running):
+                _report_notebook(running[future], future.result(), failures)
+        order = {notebook: i for i, notebook in enumerate(notebooks)}
+        failures.sort(key=order.get)
     if failures:
         _log(
             f"{len(failures)} of {len(notebooks)} notebook(s) failed: "
@@ -347,6 +395,13 @@ def build_parser():
         "--output-dir",
         default=DEFAULT_NOTEBOOK_DIR,
         help=f"where executed copies go (default: {DEFAULT_NOTEBOOK_DIR})",
+    )
+    notebooks.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="notebooks executed at the same time, each in its own "
+        "process and kernel (default: 1)",
     )
     notebooks.add_argument(
         "--kernel",

@@ -99,7 +99,15 @@ def test_notebooks_missing_file(tmp_path):
     assert cli.main(["notebooks", str(tmp_path / "missing.ipynb")]) == 2
 
 
-def test_notebooks_executes_and_reports_failures(tmp_path):
+def test_notebooks_jobs_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["notebooks", "--jobs", "0"])
+    assert "--jobs: must be a positive integer, got '0'" in (
+        capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_notebooks_executes_and_reports_failures(tmp_path, jobs):
     backend = keras.backend.backend()
     good = tmp_path / "src" / "good.ipynb"
     bad = tmp_path / "src" / "bad.ipynb"
@@ -116,7 +124,7 @@ def test_notebooks_executes_and_reports_failures(tmp_path):
     out = tmp_path / "executed"
     status = cli.main(
         ["notebooks", "--scale", "tiny", "--output-dir", str(out),
-         str(good), str(bad)]
+         "--jobs", jobs, str(good), str(bad)]
     )
     assert status == 1
     executed = nbformat.read(str(out / "good.ipynb"), as_version=4)
