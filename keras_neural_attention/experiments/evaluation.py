@@ -189,8 +189,11 @@ def device_peak_memory():
 def measure_cost(model, inputs, targets, batch_size, repeats=3):
     """Training-step time, inference time and memory of a compiled model.
 
-    One warm-up call of each (compilation) is not timed; then `repeats`
-    training steps and `repeats` inference batches are timed.
+    Two warm-up calls of each (compilation, then the first run on the
+    compiled program) are not timed; then `repeats` training steps and
+    `repeats` inference batches are timed one by one, and the median is
+    reported (a shared machine's load spikes move the mean of a few calls
+    by tens of percent).
 
     Args:
         model: a compiled Keras model.
@@ -200,32 +203,40 @@ def measure_cost(model, inputs, targets, batch_size, repeats=3):
         repeats: timed calls of each.
 
     Returns:
-        A dict: `train_step_s`, `inference_batch_s`,
-        `inference_per_sample_s` (the batch time divided by the batch size,
-        unlike the released code), `throughput_samples_per_s` (inference),
-        `train_throughput_samples_per_s`, `device_peak_allocated_mib`,
-        `device_peak_reserved_mib`, `batch_size`, `repeats`.
+        A dict: `train_step_s`, `inference_batch_s` (medians),
+        `train_step_times_s`, `inference_batch_times_s` (every timed
+        call), `inference_per_sample_s` (the batch time divided by the
+        batch size, unlike the released code), `throughput_samples_per_s`
+        (inference), `train_throughput_samples_per_s`,
+        `device_peak_allocated_mib`, `device_peak_reserved_mib`,
+        `batch_size`, `repeats`.
     """
     def take(x):
         if isinstance(x, dict):
             return {k: v[:batch_size] for k, v in x.items()}
         return x[:batch_size]
 
+    def timed(call):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return float(np.median(times)), times
+
     x, y = take(inputs), take(targets)
-    model.train_on_batch(x, y)
-    model.predict_on_batch(x)
-    start = time.perf_counter()
-    for _ in range(repeats):
+    for _ in range(2):
         model.train_on_batch(x, y)
-    train_step = (time.perf_counter() - start) / repeats
-    start = time.perf_counter()
-    for _ in range(repeats):
         np.asarray(model.predict_on_batch(x))
-    inference = (time.perf_counter() - start) / repeats
+    train_step, train_times = timed(lambda: model.train_on_batch(x, y))
+    inference, inference_times = timed(
+        lambda: np.asarray(model.predict_on_batch(x)))
     allocated, reserved = device_peak_memory()
     return {
         "train_step_s": train_step,
         "inference_batch_s": inference,
+        "train_step_times_s": train_times,
+        "inference_batch_times_s": inference_times,
         "inference_per_sample_s": inference / batch_size,
         "throughput_samples_per_s": batch_size / inference,
         "train_throughput_samples_per_s": batch_size / train_step,

@@ -80,3 +80,34 @@ def test_accuracy_summary_best_and_final():
                        "final_accuracy": 0.4, "epochs": 3}
     with pytest.raises(ValueError, match="val_accuracy"):
         evaluation.accuracy_summary({"loss": [1.0]})
+
+
+def test_measure_cost_reports_the_median_after_two_warm_ups(monkeypatch):
+    """Two untimed calls of each, then `repeats` timed one by one: the
+    median, not a mean a load spike moves, with every time kept."""
+    now = [0.0]
+    calls = {"train": 0, "predict": 0}
+    # Warm-ups interleave train and predict; then all train, all predict.
+    durations = iter([0.0] * 4 + [0.5, 0.1, 0.2, 5.0, 0.3]
+                     + [0.05, 0.01, 0.02, 0.03, 0.9])
+
+    class FakeModel:
+        def train_on_batch(self, x, y):
+            calls["train"] += 1
+            now[0] += next(durations)
+
+        def predict_on_batch(self, x):
+            calls["predict"] += 1
+            now[0] += next(durations)
+            return np.zeros((len(x), 1))
+
+    monkeypatch.setattr(evaluation.time, "perf_counter", lambda: now[0])
+    result = evaluation.measure_cost(FakeModel(), np.zeros((8, 2)),
+                                     np.zeros(8), batch_size=4, repeats=5)
+    assert calls == {"train": 7, "predict": 7}
+    assert result["train_step_s"] == pytest.approx(0.3)
+    assert result["train_step_times_s"] == pytest.approx(
+        [0.5, 0.1, 0.2, 5.0, 0.3])
+    assert result["inference_batch_s"] == pytest.approx(0.03)
+    assert result["inference_per_sample_s"] == pytest.approx(0.03 / 4)
+    assert result["repeats"] == 5 and result["batch_size"] == 4
