@@ -199,10 +199,12 @@ def _callbacks(keras, output_dir, run_name, monitor, mode):
     )
 
 
-def _data_parallel(distribution, sizes):
-    """The resolved `distribution` and its device count, after checking that
-    every batch (`sizes`: argument name -> count) splits evenly across the
-    devices: nothing is dropped or padded to make it fit."""
+def _data_parallel(distribution, sizes, train, *arguments):
+    """`train(*arguments)` -> `(row, model)` inside the scope of the
+    resolved `distribution`, with `row["devices"]` its device count, after
+    checking that every batch (`sizes`: argument name -> count) splits
+    evenly across the devices: nothing is dropped or padded to make it
+    fit."""
     from keras_neural_attention.models import distribution as distribution_lib
 
     resolved = distribution_lib.resolve_distribution(distribution)
@@ -215,7 +217,10 @@ def _data_parallel(distribution, sizes):
                 f"each device gets 1/{devices} of every batch. "
                 f"Received: {name}={size}"
             )
-    return resolved, devices, distribution_lib.distribution_scope(resolved)
+    with distribution_lib.distribution_scope(resolved):
+        row, model = train(*arguments)
+    row["devices"] = devices
+    return row, model
 
 
 def train_language_model(recipe, attention, seed, language_data,
@@ -246,15 +251,11 @@ def train_language_model(recipe, attention, seed, language_data,
         counts, `best_val_loss`, `history`, `train_seconds`, `steps`,
         `devices`, `history_csv`, `best_checkpoint`; and the model.
     """
-    distribution, devices, scope = _data_parallel(
+    return _data_parallel(
         distribution, {"batch_size": recipe.batch_size,
-                       "eval_batch_size": recipe.eval_batch_size})
-    with scope:
-        row, model = _train_language_model(
-            recipe, attention, seed, language_data, output_dir, run_name,
-            verbose)
-    row["devices"] = devices
-    return row, model
+                       "eval_batch_size": recipe.eval_batch_size},
+        _train_language_model, recipe, attention, seed, language_data,
+        output_dir, run_name, verbose)
 
 
 def _train_language_model(recipe, attention, seed, language_data,
@@ -471,15 +472,11 @@ def train_vision_model(recipe, attention, seed, vision_data,
     print(row["final_accuracy"] >= 0.0, row["devices"])  # True 1
     ```
     """
-    distribution, devices, scope = _data_parallel(
+    return _data_parallel(
         distribution, {"batch_size": recipe.batch_size,
-                       "num_test": len(vision_data.y_test)})
-    with scope:
-        row, model = _train_vision_model(recipe, attention, seed,
-                                         vision_data, output_dir, run_name,
-                                         verbose)
-    row["devices"] = devices
-    return row, model
+                       "num_test": len(vision_data.y_test)},
+        _train_vision_model, recipe, attention, seed, vision_data,
+        output_dir, run_name, verbose)
 
 
 def _train_vision_model(recipe, attention, seed, vision_data, output_dir,
